@@ -1,0 +1,424 @@
+//! `Dropout`: the semantics of SPEC §2, written plainly.
+//!
+//! Invariants served: in `Eval` (and at rate 0) the output *is* the input; in
+//! `Train` every mask cell is dropped independently with probability `rate`
+//! (resolution 2^-32), a dropped unit is `+0.0` whatever the input, and a kept
+//! unit is exactly `x * scale` with `scale = 1 / (1 - rate)` rounded once.
+//!
+//! # The mask, defined once
+//! Call `k` of a layer with seed `s` decides mask cell `i` (row-major over the
+//! resolved noise shape) from ChaCha8 keyed by `s`:
+//! - `b` = byte `i` of stream `2k`; `t` = `round(rate * 2^32)`; `t_hi = t >> 24`;
+//! - `b < t_hi`: dropped; `b > t_hi`: kept;
+//! - `b == t_hi` (a tie, probability 1/256): cell `i` is the `j`-th tie of its
+//!   window of [`TIE_WINDOW`] cells; `r` = word `(i / TIE_WINDOW) * TIE_WINDOW + j`
+//!   of stream `2k + 1`, top 24 bits; dropped iff `(b << 24 | r) < t`.
+//!
+//! So a drop has probability exactly `t / 2^32`, within 2^-33 of `rate`, while
+//! most cells cost one random byte. The mask depends only on (seed, call, cell
+//! index): never on batch split, chunking or thread count. [`reference_mask`] is
+//! this definition as a plain loop; the fast kernel in
+//! [`crate::layers::dropout_kernel`] is tested against it.
+
+use crate::error::{Error, Result};
+use crate::layer::{leaf_layer_common, Layer, WeightVisitor, WeightVisitorMut};
+use crate::phase::{ForwardCtx, Phase};
+use crate::rng::{os_seed, SeedSequence};
+use crate::tensor::{checked_len, Element};
+use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn, Zip};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Cells per tie window; ties inside one window read consecutive tie words.
+pub const TIE_WINDOW: usize = 4096;
+
+/// The drop threshold `round(rate * 2^32)`: a cell is dropped with probability
+/// `threshold / 2^32`.
+pub fn drop_threshold(rate: f64) -> u64 {
+    (rate * 4_294_967_296.0).round() as u64
+}
+
+/// The ChaCha8 generator of a seeded layer (one key per seed, streams per call).
+pub fn mask_rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// The mask of call `call` of a layer seeded `seed`: `true` where the cell is
+/// dropped. A plain, unoptimised statement of the definition in the module docs.
+///
+/// ```
+/// use nncheck::layers::dropout::{reference_mask, drop_threshold};
+/// let a = reference_mask(7, 0, drop_threshold(0.5), 1000);
+/// assert_eq!(a, reference_mask(7, 0, drop_threshold(0.5), 1000));
+/// assert_ne!(a, reference_mask(7, 1, drop_threshold(0.5), 1000));
+/// ```
+pub fn reference_mask(seed: u64, call: u64, threshold: u64, cells: usize) -> Vec<bool> {
+    let mut primary = mask_rng(seed);
+    primary.set_stream(call.wrapping_mul(2));
+    let mut bytes = vec![0u8; cells];
+    primary.fill_bytes(&mut bytes);
+    let mut ties = mask_rng(seed);
+    ties.set_stream(call.wrapping_mul(2).wrapping_add(1));
+    let t_hi = threshold >> 24;
+    let mut ordinal_in_window = 0u128;
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if i % TIE_WINDOW == 0 {
+                ordinal_in_window = 0;
+            }
+            let b = u64::from(b);
+            if b != t_hi {
+                return b < t_hi;
+            }
+            let window_start = (i / TIE_WINDOW * TIE_WINDOW) as u128;
+            ties.set_word_pos(window_start + ordinal_in_window);
+            ordinal_in_window += 1;
+            let r = u64::from(ties.next_u32() >> 8);
+            (b << 24 | r) < threshold
+        })
+        .collect()
+}
+
+/// Counters of what a dropout layer did in `Train` calls (SPEC §2, observability).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DropoutStats {
+    /// Train-phase calls.
+    pub train_calls: u64,
+    /// Elements that went through in those calls.
+    pub units_seen: u64,
+    /// Elements set to zero.
+    pub units_dropped: u64,
+    /// Independent mask draws (mask cells; fewer than units under a noise shape).
+    pub draws: u64,
+    /// Draws that dropped.
+    pub draws_dropped: u64,
+}
+
+/// What an observer sees of one forward call.
+pub struct DropoutCall<'a, F: Element> {
+    /// The layer's path-free name.
+    pub layer: &'a str,
+    /// The phase the call ran in.
+    pub phase: Phase,
+    /// The layer's rate.
+    pub rate: f64,
+    /// The scale applied to kept units.
+    pub scale: F,
+    /// The input of the call.
+    pub input: ArrayViewD<'a, F>,
+    /// The output of the call.
+    pub output: ArrayViewD<'a, F>,
+}
+
+/// A callback shown every forward call, e.g. to audit survivors during `fit`.
+pub type DropoutObserver<F> = Box<dyn FnMut(&DropoutCall<'_, F>) + Send>;
+
+/// What backward needs from the forward.
+#[derive(Debug, Clone)]
+enum MaskCache {
+    Identity,
+    AllDropped,
+    Cells(ArrayD<bool>),
+}
+
+/// Inverted dropout with Keras semantics; see the module docs for the exact mask.
+///
+/// ```
+/// use nncheck::{Dropout, Phase};
+/// use ndarray::ArrayD;
+/// let mut dropout = Dropout::<f32>::new(0.5).unwrap().with_seed(1);
+/// let x = ArrayD::<f32>::ones(vec![1, 10]);
+/// let train = dropout.apply(x.clone(), Phase::Train).unwrap();
+/// assert!(train.iter().all(|&v| v == 0.0 || v == 2.0));
+/// let eval = dropout.apply(x.clone(), Phase::Eval).unwrap();
+/// assert_eq!(eval, x);
+/// assert!(Dropout::<f32>::new(1.5).is_err());
+/// ```
+pub struct Dropout<F: Element> {
+    name: String,
+    trainable: bool,
+    rate: f64,
+    threshold: u64,
+    scale: F,
+    noise_shape: Option<Vec<Option<usize>>>,
+    seed: u64,
+    seed_pinned: bool,
+    calls: u64,
+    stats: DropoutStats,
+    cache: Option<(MaskCache, Vec<usize>)>,
+    observer: Option<DropoutObserver<F>>,
+}
+
+impl<F: Element> Dropout<F> {
+    /// A dropout layer dropping with probability `rate` in `[0, 1]`.
+    ///
+    /// NaN, infinities and values outside the range give [`Error::InvalidRate`].
+    pub fn new(rate: f64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(Error::InvalidRate { rate });
+        }
+        let keep = 1.0 - rate;
+        Ok(Dropout {
+            name: "dropout".into(),
+            trainable: true,
+            rate,
+            threshold: drop_threshold(rate),
+            scale: if keep > 0.0 {
+                F::round_from(1.0 / keep)
+            } else {
+                F::zero()
+            },
+            noise_shape: None,
+            seed: os_seed(),
+            seed_pinned: false,
+            calls: 0,
+            stats: DropoutStats::default(),
+            cache: None,
+            observer: None,
+        })
+    }
+
+    /// Names the layer.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Pins the mask seed; a model's seed no longer replaces it at build.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self.seed_pinned = true;
+        self
+    }
+
+    /// Shares mask cells along axes (Keras `noise_shape`, batch axis included):
+    /// `None` takes the input's size on that axis, `Some(1)` shares one cell
+    /// across it, `Some(n)` must equal the input's size. SpatialDropout on
+    /// `[batch, h, w, c]` is `[None, Some(1), Some(1), None]`.
+    pub fn with_noise_shape(mut self, noise_shape: Vec<Option<usize>>) -> Self {
+        self.noise_shape = Some(noise_shape);
+        self
+    }
+
+    /// The rate.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// The scale applied to kept units, `1 / (1 - rate)` rounded once (0 at rate 1).
+    pub fn scale(&self) -> F {
+        self.scale
+    }
+
+    /// The drop threshold out of 2^32.
+    pub fn threshold(&self) -> u64 {
+        self.threshold
+    }
+
+    /// The mask seed in use.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// How many train calls have drawn a mask (the next call's index).
+    pub fn calls(&self) -> u64 {
+        self.calls
+    }
+
+    /// Reseeds the masks and restarts the call count.
+    pub fn reseed(&mut self, seed: u64) {
+        self.seed = seed;
+        self.calls = 0;
+    }
+
+    /// The counters of train calls so far.
+    pub fn stats(&self) -> DropoutStats {
+        self.stats
+    }
+
+    /// Zeroes the counters.
+    pub fn reset_stats(&mut self) {
+        self.stats = DropoutStats::default();
+    }
+
+    /// Installs (or removes) an observer shown every forward call.
+    pub fn set_observer(&mut self, observer: Option<DropoutObserver<F>>) {
+        self.observer = observer;
+    }
+
+    /// The per-call mask cell shape for an input of `shape` (batch included).
+    pub fn resolve_noise_shape(&self, shape: &[usize]) -> Result<Vec<usize>> {
+        let Some(noise) = &self.noise_shape else {
+            return Ok(shape.to_vec());
+        };
+        let resolved: Vec<usize> = noise
+            .iter()
+            .zip(shape.iter().chain(std::iter::repeat(&0)))
+            .map(|(n, &s)| n.unwrap_or(s))
+            .collect();
+        let fits = noise.len() == shape.len()
+            && resolved.iter().zip(shape).all(|(&n, &s)| n == s || n == 1);
+        if !fits {
+            return Err(Error::InvalidNoiseShape {
+                noise_shape: resolved,
+                input_shape: shape.to_vec(),
+            });
+        }
+        Ok(resolved)
+    }
+
+    /// Runs the layer on `x` in `phase`, outside any model. In `Eval` and at rate 0
+    /// `x` is returned as it is, without a copy.
+    pub fn apply(&mut self, x: ArrayD<F>, phase: Phase) -> Result<ArrayD<F>> {
+        self.forward(x, ForwardCtx::top(phase))
+    }
+
+    /// Runs the layer on a view. In `Eval` and at rate 0 the view itself comes
+    /// back (borrowed: no copy, no allocation, constant time whatever the size).
+    pub fn apply_view<'a>(
+        &mut self,
+        x: ArrayViewD<'a, F>,
+        phase: Phase,
+    ) -> Result<CowArray<'a, F, IxDyn>> {
+        self.resolve_noise_shape(x.shape())?;
+        if phase == Phase::Eval || self.rate == 0.0 && self.observer.is_none() {
+            if phase == Phase::Train {
+                self.count_identity_call(x.shape())?;
+            }
+            return Ok(CowArray::from(x));
+        }
+        Ok(CowArray::from(
+            self.forward(x.to_owned(), ForwardCtx::top(phase))?,
+        ))
+    }
+
+    fn count_identity_call(&mut self, shape: &[usize]) -> Result<()> {
+        let units = checked_len(shape)? as u64;
+        let cells = checked_len(&self.resolve_noise_shape(shape)?)? as u64;
+        self.stats.train_calls += 1;
+        self.stats.units_seen += units;
+        self.stats.draws += cells;
+        self.calls += 1;
+        Ok(())
+    }
+
+    fn train_in_place(&mut self, x: &mut ArrayD<F>) -> Result<MaskCache> {
+        let cell_shape = self.resolve_noise_shape(x.shape())?;
+        let units = checked_len(x.shape())? as u64;
+        let cells = checked_len(&cell_shape)?;
+        if self.rate == 0.0 {
+            self.count_identity_call(x.shape())?;
+            return Ok(MaskCache::Identity);
+        }
+        self.stats.train_calls += 1;
+        self.stats.units_seen += units;
+        self.stats.draws += cells as u64;
+        let call = self.calls;
+        self.calls += 1;
+        if self.threshold >= 1 << 32 {
+            x.fill(F::zero());
+            self.stats.units_dropped += units;
+            self.stats.draws_dropped += cells as u64;
+            return Ok(MaskCache::AllDropped);
+        }
+        let mask = reference_mask(self.seed, call, self.threshold, cells);
+        let mask = ArrayD::from_shape_vec(cell_shape, mask).expect("length is the cell count");
+        let scale = self.scale;
+        let broadcast = mask.broadcast(x.raw_dim()).expect("noise shape validated");
+        let mut dropped_units = 0u64;
+        Zip::from(x).and(&broadcast).for_each(|v, &drop| {
+            dropped_units += u64::from(drop);
+            *v = if drop { F::zero() } else { *v * scale };
+        });
+        self.stats.units_dropped += dropped_units;
+        self.stats.draws_dropped += mask.iter().filter(|&&d| d).count() as u64;
+        Ok(MaskCache::Cells(mask))
+    }
+}
+
+impl<F: Element> Layer<F> for Dropout<F> {
+    leaf_layer_common!();
+
+    fn build(&mut self, input_shape: &[usize], seeds: &mut SeedSequence) -> Result<Vec<usize>> {
+        if let Some(noise) = &self.noise_shape {
+            if noise.len() != input_shape.len() + 1 {
+                let mut with_batch = vec![0];
+                with_batch.extend_from_slice(input_shape);
+                return Err(Error::InvalidNoiseShape {
+                    noise_shape: noise.iter().map(|n| n.unwrap_or(0)).collect(),
+                    input_shape: with_batch,
+                });
+            }
+        }
+        if !self.seed_pinned {
+            self.seed = seeds.next_seed();
+            self.seed_pinned = true;
+        }
+        Ok(input_shape.to_vec())
+    }
+
+    fn forward(&mut self, mut x: ArrayD<F>, ctx: ForwardCtx) -> Result<ArrayD<F>> {
+        let input_copy = self.observer.as_ref().map(|_| x.clone());
+        let cache = match ctx.phase {
+            Phase::Eval => {
+                self.resolve_noise_shape(x.shape())?;
+                MaskCache::Identity
+            }
+            Phase::Train => self.train_in_place(&mut x)?,
+        };
+        self.cache = Some((cache, x.shape().to_vec()));
+        if let (Some(observer), Some(input)) = (&mut self.observer, &input_copy) {
+            observer(&DropoutCall {
+                layer: &self.name,
+                phase: ctx.phase,
+                rate: self.rate,
+                scale: self.scale,
+                input: input.view(),
+                output: x.view(),
+            });
+        }
+        Ok(x)
+    }
+
+    fn backward(&mut self, mut dy: ArrayD<F>, need_input_grad: bool) -> Result<Option<ArrayD<F>>> {
+        let (cache, shape) = self.cache.as_ref().ok_or_else(|| Error::NoForwardCache {
+            layer: self.name.clone(),
+        })?;
+        if dy.shape() != shape.as_slice() {
+            return Err(crate::tensor::shape_mismatch(
+                &format!("Dropout `{}` backward dy", self.name),
+                format!("{shape:?}"),
+                dy.shape(),
+            ));
+        }
+        if !need_input_grad {
+            return Ok(None);
+        }
+        match cache {
+            MaskCache::Identity => {}
+            MaskCache::AllDropped => dy.fill(F::zero()),
+            MaskCache::Cells(mask) => {
+                let scale = self.scale;
+                let broadcast = mask.broadcast(dy.raw_dim()).expect("same shape as forward");
+                Zip::from(&mut dy).and(&broadcast).for_each(|d, &drop| {
+                    *d = if drop { F::zero() } else { *d * scale };
+                });
+            }
+        }
+        Ok(Some(dy))
+    }
+
+    fn visit_weights(&self, _: &str, _: bool, _: &mut WeightVisitor<'_, F>) {}
+
+    fn visit_weights_mut(&mut self, _: &str, _: bool, _: &mut WeightVisitorMut<'_, F>) {}
+
+    fn as_dropout(&self) -> Option<&Dropout<F>> {
+        Some(self)
+    }
+
+    fn as_dropout_mut(&mut self) -> Option<&mut Dropout<F>> {
+        Some(self)
+    }
+}

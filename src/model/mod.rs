@@ -1,0 +1,363 @@
+//! `Model`: a named container (sequential or functional) that is itself a layer.
+//!
+//! Serves SPEC §3: setting `trainable` on a model sets it on every layer inside,
+//! recursively, and a weight is effectively trainable only when its layer and every
+//! model on its path are. Models nest inside models as layers.
+
+pub mod graph;
+pub mod sequential;
+
+use crate::error::{Error, Result};
+use crate::layer::{
+    join_path, Layer, LayerVisitor, LayerVisitorMut, WeightKind, WeightVisitor, WeightVisitorMut,
+};
+use crate::layers::dropout::{Dropout, DropoutStats};
+use crate::loss::Loss;
+use crate::optim::Optimizer;
+use crate::phase::{ForwardCtx, Phase};
+use crate::rng::SeedSequence;
+use crate::tensor::{shape_mismatch, Element};
+use ndarray::ArrayD;
+
+use graph::GraphBody;
+use sequential::SequentialBody;
+
+pub(crate) enum Body<F: Element> {
+    Sequential(SequentialBody<F>),
+    Graph(GraphBody<F>),
+}
+
+/// Dispatches one call to whichever body the model has.
+macro_rules! body {
+    ($self:expr, $b:ident => $e:expr) => {
+        match $self {
+            Body::Sequential($b) => $e,
+            Body::Graph($b) => $e,
+        }
+    };
+}
+
+/// What `compile` sets: the optimizer and the loss.
+pub(crate) struct Compiled<F: Element> {
+    pub(crate) optimizer: Box<dyn Optimizer<F>>,
+    pub(crate) loss: Loss,
+}
+
+/// A model: built by [`Sequential`](sequential::Sequential) or
+/// [`Functional`](graph::Functional), trained with `fit`, nested as a layer.
+pub struct Model<F: Element = f32> {
+    name: String,
+    trainable: bool,
+    input_shape: Vec<usize>,
+    output_shape: Vec<usize>,
+    pub(crate) body: Body<F>,
+    pub(crate) compiled: Option<Compiled<F>>,
+    /// The trainable path of the last forward, so backward agrees with it.
+    last_path: bool,
+}
+
+/// One weight as `trainable_weights` and friends list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightInfo {
+    /// `model/layer/name`.
+    pub path: String,
+    /// The weight's shape.
+    pub shape: Vec<usize>,
+}
+
+/// Picks `base`, or `base_1`, `base_2`, ... if taken, and records it.
+pub(crate) fn unique_name(base: &str, taken: &mut Vec<String>) -> String {
+    let mut name = base.to_string();
+    let mut k = 0;
+    while taken.contains(&name) {
+        k += 1;
+        name = format!("{base}_{k}");
+    }
+    taken.push(name.clone());
+    name
+}
+
+impl<F: Element> Model<F> {
+    pub(crate) fn from_body(
+        name: String,
+        input_shape: Vec<usize>,
+        output_shape: Vec<usize>,
+        body: Body<F>,
+    ) -> Self {
+        Model {
+            name,
+            trainable: true,
+            input_shape,
+            output_shape,
+            body,
+            compiled: None,
+            last_path: true,
+        }
+    }
+
+    /// The per-sample input shape.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// The per-sample output shape.
+    pub fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+
+    fn check_batch(&self, x: &ArrayD<F>, expected: &[usize], what: &str) -> Result<()> {
+        if x.ndim() != expected.len() + 1 || &x.shape()[1..] != expected {
+            return Err(shape_mismatch(
+                &format!("model `{}` {what}", self.name),
+                format!(
+                    "[batch, {}]",
+                    expected
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                x.shape(),
+            ));
+        }
+        if x.shape()[0] == 0 {
+            return Err(Error::EmptyInput {
+                context: format!("model `{}` {what}", self.name),
+                shape: x.shape().to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_input(&self, x: &ArrayD<F>) -> Result<()> {
+        self.check_batch(x, &self.input_shape, "input")
+    }
+
+    pub(crate) fn check_target(&self, y: &ArrayD<F>) -> Result<()> {
+        self.check_batch(y, &self.output_shape, "target")
+    }
+
+    /// Runs the model on `x` in `phase` (Keras `model(x, training=...)`). In
+    /// `Train` the BatchNorm statistics of effectively trainable layers move.
+    pub fn call(&mut self, x: &ArrayD<F>, phase: Phase) -> Result<ArrayD<F>> {
+        self.check_input(x)?;
+        let y = self.forward(x.clone(), ForwardCtx::top(phase))?;
+        if phase == Phase::Train && self.pending_state_finite() {
+            self.commit_state();
+        }
+        Ok(y)
+    }
+
+    /// Runs the model in `Eval` (dropout is the identity, BatchNorm uses moving statistics).
+    pub fn predict(&mut self, x: &ArrayD<F>) -> Result<ArrayD<F>> {
+        self.call(x, Phase::Eval)
+    }
+
+    /// Every weight, in build order (Keras `get_weights`).
+    pub fn get_weights(&self) -> Vec<ArrayD<F>> {
+        let mut out = Vec::new();
+        self.visit_weights("", true, &mut |_, w, _| out.push(w.value.clone()));
+        out
+    }
+
+    /// Replaces every weight, in `get_weights` order; shapes must match exactly.
+    /// On error nothing is changed.
+    pub fn set_weights(&mut self, weights: Vec<ArrayD<F>>) -> Result<()> {
+        let current = self.get_weights();
+        if current.len() != weights.len() {
+            return Err(Error::WeightCount {
+                model: self.name.clone(),
+                expected: current.len(),
+                got: weights.len(),
+            });
+        }
+        for (c, w) in current.iter().zip(&weights) {
+            if c.shape() != w.shape() {
+                return Err(shape_mismatch(
+                    &format!("set_weights on `{}`", self.name),
+                    format!("{:?}", c.shape()),
+                    w.shape(),
+                ));
+            }
+        }
+        let mut it = weights.into_iter();
+        self.visit_weights_mut("", true, &mut |_, w, _| {
+            w.value = it.next().expect("count checked");
+        });
+        Ok(())
+    }
+
+    fn list_weights(&self, keep: impl Fn(WeightKind, bool) -> bool) -> Vec<WeightInfo> {
+        let mut out = Vec::new();
+        self.visit_weights("", true, &mut |path, w, eff| {
+            if keep(w.kind, eff) {
+                out.push(WeightInfo {
+                    path: join_path(path, w.name),
+                    shape: w.value.shape().to_vec(),
+                });
+            }
+        });
+        out
+    }
+
+    /// Weights the optimizer may change now (Keras `trainable_weights`).
+    pub fn trainable_weights(&self) -> Vec<WeightInfo> {
+        self.list_weights(|kind, eff| kind == WeightKind::Param && eff)
+    }
+
+    /// Frozen parameters and internal state (Keras `non_trainable_weights`).
+    pub fn non_trainable_weights(&self) -> Vec<WeightInfo> {
+        self.list_weights(|kind, eff| !(kind == WeightKind::Param && eff))
+    }
+
+    /// The number of scalars in `trainable_weights` and in `non_trainable_weights`.
+    pub fn count_params(&self) -> (usize, usize) {
+        let count = |v: Vec<WeightInfo>| v.iter().map(|w| w.shape.iter().product::<usize>()).sum();
+        (
+            count(self.trainable_weights()),
+            count(self.non_trainable_weights()),
+        )
+    }
+
+    /// Every dropout layer's path and counters.
+    pub fn dropout_stats(&self) -> Vec<(String, DropoutStats)> {
+        let mut out = Vec::new();
+        self.visit_layers("", &mut |path, layer| {
+            if let Some(d) = layer.as_dropout() {
+                out.push((path.to_string(), d.stats()));
+            }
+        });
+        out
+    }
+
+    /// Calls `f` on every dropout layer inside, with its path.
+    pub fn for_each_dropout(&mut self, f: &mut dyn FnMut(&str, &mut Dropout<F>)) {
+        self.visit_layers_mut("", &mut |path, layer| {
+            if let Some(d) = layer.as_dropout_mut() {
+                f(path, d);
+            }
+        });
+    }
+
+    /// Reseeds every dropout layer from `seed` (in layer order) and restarts their call counts.
+    pub fn reseed(&mut self, seed: u64) {
+        let mut seeds = SeedSequence::new(Some(seed));
+        self.for_each_dropout(&mut |_, d| d.reseed(seeds.next_seed()));
+    }
+
+    /// Sets the trainable flag of this model and of every layer inside.
+    pub fn freeze(&mut self) {
+        self.set_trainable(false);
+    }
+
+    /// Clears the frozen flag of this model and of every layer inside.
+    pub fn unfreeze(&mut self) {
+        self.set_trainable(true);
+    }
+
+    /// Sets `trainable` on the layer or model at `path` (e.g. `model_AB/model_A`),
+    /// recursively. Returns false when no layer has that path.
+    pub fn set_trainable_at(&mut self, path: &str, trainable: bool) -> bool {
+        let mut found = false;
+        self.visit_layers_mut("", &mut |p, layer| {
+            if p == path {
+                layer.set_trainable(trainable);
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// The paths of every layer and model inside, this model first.
+    pub fn layer_paths(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.visit_layers("", &mut |p, _| out.push(p.to_string()));
+        out
+    }
+}
+
+impl<F: Element> Layer<F> for Model<F> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn set_name(&mut self, name: String) {
+        self.name = name;
+    }
+
+    fn build(&mut self, input_shape: &[usize], _: &mut SeedSequence) -> Result<Vec<usize>> {
+        if input_shape != self.input_shape.as_slice() {
+            return Err(shape_mismatch(
+                &format!("model `{}` used as a layer", self.name),
+                format!("{:?} (the shape it was built for)", self.input_shape),
+                input_shape,
+            ));
+        }
+        Ok(self.output_shape.clone())
+    }
+
+    fn forward(&mut self, x: ArrayD<F>, ctx: ForwardCtx) -> Result<ArrayD<F>> {
+        self.check_input(&x)?;
+        self.last_path = ctx.path_trainable;
+        let trainable = self.trainable;
+        body!(&mut self.body, b => b.forward(x, ctx, trainable))
+    }
+
+    fn backward(&mut self, dy: ArrayD<F>, need_input_grad: bool) -> Result<Option<ArrayD<F>>> {
+        let path = self.last_path && self.trainable;
+        body!(&mut self.body, b => b.backward(dy, need_input_grad, path))
+    }
+
+    fn trainable(&self) -> bool {
+        self.trainable
+    }
+
+    fn set_trainable(&mut self, trainable: bool) {
+        self.trainable = trainable;
+        body!(&mut self.body, b => b.layers_mut().for_each(|l| l.set_trainable(trainable)));
+    }
+
+    fn visit_weights(&self, prefix: &str, path_trainable: bool, f: &mut WeightVisitor<'_, F>) {
+        let prefix = join_path(prefix, &self.name);
+        let path = path_trainable && self.trainable;
+        body!(&self.body, b => b.visit_weights(&prefix, path, f));
+    }
+
+    fn visit_weights_mut(
+        &mut self,
+        prefix: &str,
+        path_trainable: bool,
+        f: &mut WeightVisitorMut<'_, F>,
+    ) {
+        let prefix = join_path(prefix, &self.name);
+        let path = path_trainable && self.trainable;
+        body!(&mut self.body, b => b.visit_weights_mut(&prefix, path, f));
+    }
+
+    fn visit_layers(&self, prefix: &str, f: &mut LayerVisitor<'_, F>) {
+        let prefix = join_path(prefix, &self.name);
+        f(&prefix, self);
+        body!(&self.body, b => b.visit_layers(&prefix, f));
+    }
+
+    fn visit_layers_mut(&mut self, prefix: &str, f: &mut LayerVisitorMut<'_, F>) {
+        let prefix = join_path(prefix, &self.name);
+        f(&prefix, self);
+        body!(&mut self.body, b => b.visit_layers_mut(&prefix, f));
+    }
+
+    fn commit_state(&mut self) {
+        body!(&mut self.body, b => b.layers_mut().for_each(|l| l.commit_state()));
+    }
+
+    fn pending_state_finite(&self) -> bool {
+        let mut ok = true;
+        self.visit_layers("", &mut |path, l| {
+            // Skip this model itself (it would recurse forever).
+            if path != self.name {
+                ok &= l.pending_state_finite();
+            }
+        });
+        ok
+    }
+}

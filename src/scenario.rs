@@ -1,0 +1,287 @@
+//! The frozen-model scenario, shared by the main job, the tests and the doctest.
+//!
+//! model_A (Dense → BatchNormalization → ReLU → Dropout → Dense) and model_B
+//! (Dense → Dropout → Dense) are trained briefly, frozen, and joined into
+//! model_AB = Dense(concat(A(x), B(x))) on a shared input, which is fitted with
+//! AdamW (weight decay is the classic way frozen weights get moved). Observers on
+//! A's and B's dropout layers audit every call. The outcome is a list of
+//! [`CheckReport`]s, one per invariant, all computed from the run.
+
+use crate::check::dropout::{
+    check_drop_rate, check_eval_identity, check_train_call_exact, SurvivorAudit,
+};
+use crate::check::frozen::{
+    check_frozen_weights_unchanged, check_trainable_weights_changed, WeightSnapshot,
+};
+use crate::check::stats::DEFAULT_ALPHA;
+use crate::check::CheckReport;
+use crate::error::Result;
+use crate::fit::{FitConfig, History};
+use crate::layers::{BatchNormalization, Dense, Dropout, ReLU};
+use crate::loss::Loss;
+use crate::model::graph::Functional;
+use crate::model::sequential::Sequential;
+use crate::model::Model;
+use crate::optim::Adam;
+use crate::phase::Phase;
+use crate::rng::chacha;
+use ndarray::ArrayD;
+use rand::RngExt;
+use std::sync::{Arc, Mutex};
+
+/// The knobs of the scenario.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScenarioConfig {
+    /// Seeds data, initialisers, masks and shuffles.
+    pub seed: u64,
+    /// The dropout rate of A and B.
+    pub rate: f64,
+    /// Epochs of fitting model_AB.
+    pub epochs: usize,
+    /// Epochs of the brief pre-training of A and B.
+    pub pretrain_epochs: usize,
+    /// Samples in the synthetic data set.
+    pub samples: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Input features.
+    pub features: usize,
+    /// Hidden width of A and B.
+    pub hidden: usize,
+}
+
+impl Default for ScenarioConfig {
+    fn default() -> Self {
+        ScenarioConfig {
+            seed: 42,
+            rate: 0.5,
+            epochs: 5,
+            pretrain_epochs: 2,
+            samples: 2048,
+            batch_size: 32,
+            features: 8,
+            hidden: 64,
+        }
+    }
+}
+
+/// What the scenario measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScenarioOutcome {
+    /// One verdict per invariant.
+    pub reports: Vec<CheckReport>,
+    /// The loss history of fitting model_AB.
+    pub history: History,
+    /// The toy: ones(1, 10) through Dropout(rate) in train.
+    pub toy_train: Vec<f32>,
+    /// The toy in eval.
+    pub toy_eval: Vec<f32>,
+    /// Units seen and dropped by A's and B's dropout during fitting model_AB.
+    pub dropout_counts: Vec<(String, u64, u64)>,
+}
+
+impl ScenarioOutcome {
+    /// True when every check passed.
+    pub fn passed(&self) -> bool {
+        crate::check::all_pass(&self.reports)
+    }
+}
+
+/// Synthetic regression data: `y = sin(x · w) + 0.1 * x_0`, seeded.
+pub fn synthetic_data(samples: usize, features: usize, seed: u64) -> (ArrayD<f32>, ArrayD<f32>) {
+    let mut rng = chacha(seed);
+    let x =
+        ArrayD::from_shape_simple_fn(vec![samples, features], || rng.random_range(-1.0f32..1.0));
+    let w: Vec<f32> = (0..features).map(|i| ((i as f32) * 0.7).cos()).collect();
+    let y = ArrayD::from_shape_fn(vec![samples, 1], |i| {
+        let row = i[0];
+        let dot: f32 = (0..features).map(|j| x[[row, j]] * w[j]).sum();
+        dot.sin() + 0.1 * x[[row, 0]]
+    });
+    (x, y)
+}
+
+fn model_a(cfg: &ScenarioConfig) -> Result<Model<f32>> {
+    Sequential::new("model_A")
+        .add(Dense::new(cfg.hidden))
+        .add(BatchNormalization::new())
+        .add(ReLU::new())
+        .add(Dropout::new(cfg.rate)?)
+        .add(Dense::new(1))
+        .build(&[cfg.features], Some(cfg.seed.wrapping_add(1)))
+}
+
+fn model_b(cfg: &ScenarioConfig) -> Result<Model<f32>> {
+    Sequential::new("model_B")
+        .add(Dense::new(cfg.hidden))
+        .add(Dropout::new(cfg.rate)?)
+        .add(Dense::new(1))
+        .build(&[cfg.features], Some(cfg.seed.wrapping_add(2)))
+}
+
+/// What the observer of one dropout layer tallied.
+#[derive(Debug, Clone, Copy, Default)]
+struct DropoutAudit {
+    train: SurvivorAudit,
+    eval_seen: u64,
+    eval_differing: u64,
+}
+
+type SharedAudit = Arc<Mutex<DropoutAudit>>;
+
+/// Installs an observer on every dropout of `model` that audits train calls and
+/// counts eval calls whose output is not the input bit for bit.
+fn audit_dropouts(model: &mut Model<f32>) -> Vec<(String, SharedAudit)> {
+    let mut audits = Vec::new();
+    model.for_each_dropout(&mut |path, d| {
+        let audit = SharedAudit::default();
+        let shared = Arc::clone(&audit);
+        d.set_observer(Some(Box::new(move |call| {
+            let mut a = shared.lock().expect("observer lock");
+            match call.phase {
+                Phase::Train => {
+                    a.train.observe(call.input.view(), call.output.view(), call.rate)
+                }
+                Phase::Eval => {
+                    a.eval_seen += call.input.len() as u64;
+                    let same = call
+                        .input
+                        .iter()
+                        .zip(call.output.iter())
+                        .filter(|(x, y)| x.to_bits() == y.to_bits())
+                        .count();
+                    a.eval_differing += (call.input.len() - same) as u64;
+                }
+            }
+        })));
+        audits.push((path.to_string(), audit));
+    });
+    audits
+}
+
+/// Runs the scenario and checks every invariant on it.
+pub fn run(cfg: &ScenarioConfig) -> Result<ScenarioOutcome> {
+    let (x, y) = synthetic_data(cfg.samples, cfg.features, cfg.seed);
+    let fit_cfg = |epochs, salt: u64| FitConfig {
+        epochs,
+        batch_size: cfg.batch_size,
+        shuffle: true,
+        seed: Some(cfg.seed ^ salt),
+    };
+
+    // 1. Train A and B briefly, each on its own.
+    let mut a = model_a(cfg)?;
+    a.compile(Adam::new(1e-3), Loss::MeanSquaredError)?;
+    a.fit(&x, &y, &fit_cfg(cfg.pretrain_epochs, 0xA))?;
+    let mut b = model_b(cfg)?;
+    b.compile(Adam::new(1e-3), Loss::MeanSquaredError)?;
+    b.fit(&x, &y, &fit_cfg(cfg.pretrain_epochs, 0xB))?;
+
+    // 2. Freeze them and join them under a new trainable head.
+    a.freeze();
+    b.freeze();
+    let mut g = Functional::new("model_AB", Some(cfg.seed.wrapping_add(3)));
+    let input = g.input(&[cfg.features])?;
+    let out_a = g.apply(a, input)?;
+    let out_b = g.apply(b, input)?;
+    let joined = g.concat(&[out_a, out_b])?;
+    let head = g.apply(Dense::new(1).named("head"), joined)?;
+    let mut ab = g.build(head)?;
+    ab.compile(Adam::adamw(1e-2), Loss::MeanSquaredError)?;
+
+    let frozen_a = WeightSnapshot::of(&ab, "model_AB/model_A");
+    let frozen_b = WeightSnapshot::of(&ab, "model_AB/model_B");
+    let head_before = WeightSnapshot::of(&ab, "model_AB/head");
+    ab.for_each_dropout(&mut |_, d| d.reset_stats());
+    let audits = audit_dropouts(&mut ab);
+
+    // 3. Fit the joined model: the frozen parts' dropout must be active here.
+    let history = ab.fit(&x, &y, &fit_cfg(cfg.epochs, 0xAB))?;
+
+    let mut reports = vec![
+        check_frozen_weights_unchanged(
+            "model_A (incl. BN stats)",
+            &frozen_a,
+            &WeightSnapshot::of(&ab, "model_AB/model_A"),
+        ),
+        check_frozen_weights_unchanged(
+            "model_B",
+            &frozen_b,
+            &WeightSnapshot::of(&ab, "model_AB/model_B"),
+        ),
+        check_trainable_weights_changed(
+            "head",
+            &head_before,
+            &WeightSnapshot::of(&ab, "model_AB/head"),
+        ),
+    ];
+    let mut dropout_counts = Vec::new();
+    for (path, stats) in ab.dropout_stats() {
+        dropout_counts.push((path.clone(), stats.units_seen, stats.units_dropped));
+        reports.push(check_drop_rate(
+            &path,
+            stats.draws,
+            stats.draws_dropped,
+            cfg.rate,
+            DEFAULT_ALPHA,
+        ));
+    }
+    for (path, audit) in &audits {
+        let audit = audit.lock().expect("observer lock").train;
+        reports.push(audit.report(path, cfg.rate));
+        // Inputs that are nonzero decide drop or keep unambiguously and are independent of the mask.
+        reports.push(check_drop_rate(
+            &format!("{path} (audited)"),
+            audit.kept + audit.dropped,
+            audit.dropped,
+            cfg.rate,
+            DEFAULT_ALPHA,
+        ));
+    }
+
+    // 4. predict: every dropout is the identity.
+    ab.predict(&x)?;
+    for (path, audit) in &audits {
+        let DropoutAudit {
+            eval_seen: seen,
+            eval_differing: differing,
+            ..
+        } = *audit.lock().expect("observer lock");
+        reports.push(CheckReport::exact(
+            "predict_dropout_is_identity",
+            path,
+            format!("{differing} of {seen} outputs differ from their input in bits"),
+            "0 differ".into(),
+            seen > 0 && differing == 0,
+        ));
+    }
+
+    // 5. The toy from the question: ones(1, 10) through Dropout(rate).
+    let ones = ArrayD::<f32>::ones(vec![1, 10]);
+    let mut toy = Dropout::<f32>::new(cfg.rate)?.with_seed(cfg.seed);
+    let toy_train = toy
+        .apply(ones.clone(), Phase::Train)?
+        .iter()
+        .copied()
+        .collect();
+    let toy_eval = toy
+        .apply(ones.clone(), Phase::Eval)?
+        .iter()
+        .copied()
+        .collect();
+    let mut toy = Dropout::<f32>::new(cfg.rate)?.with_seed(cfg.seed);
+    reports.push(check_train_call_exact(
+        "toy ones(1,10) train",
+        &mut toy,
+        &ones,
+    ));
+    reports.push(check_eval_identity("toy ones(1,10) eval", &mut toy, &ones));
+
+    Ok(ScenarioOutcome {
+        reports,
+        history,
+        toy_train,
+        toy_eval,
+        dropout_counts,
+    })
+}

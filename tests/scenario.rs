@@ -1,0 +1,52 @@
+//! The frozen-model scenario as an integration test: every check of the main
+//! job's report passes, the report is computed (another rate gives other
+//! figures), and the same seed gives the same report.
+
+use nncheck::scenario::{run, ScenarioConfig};
+
+fn small(rate: f64, seed: u64) -> ScenarioConfig {
+    ScenarioConfig {
+        rate,
+        seed,
+        samples: 512,
+        epochs: 2,
+        pretrain_epochs: 1,
+        ..ScenarioConfig::default()
+    }
+}
+
+#[test]
+fn every_check_of_the_scenario_passes() {
+    let outcome = run(&small(0.5, 42)).unwrap();
+    for r in &outcome.reports {
+        assert!(r.pass, "{}", r.line());
+    }
+    assert!(outcome.reports.len() >= 13);
+}
+
+#[test]
+fn the_report_follows_the_rate() {
+    let half = run(&small(0.5, 42)).unwrap();
+    let fifth = run(&small(0.2, 42)).unwrap();
+    assert!(fifth.passed());
+    let rate_line = |o: &nncheck::scenario::ScenarioOutcome| {
+        o.reports
+            .iter()
+            .find(|r| r.check == "drop_rate_binomial")
+            .unwrap()
+            .clone()
+    };
+    assert_ne!(rate_line(&half).bound, rate_line(&fifth).bound);
+    assert_ne!(rate_line(&half).observed, rate_line(&fifth).observed);
+    let (_, seen, dropped) = fifth.dropout_counts[0];
+    let observed = dropped as f64 / seen as f64;
+    assert!((0.15..0.25).contains(&observed), "{observed}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_report() {
+    let a = run(&small(0.3, 7)).unwrap();
+    let b = run(&small(0.3, 7)).unwrap();
+    assert_eq!(a.reports, b.reports);
+    assert_eq!(a.history, b.history);
+}
