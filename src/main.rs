@@ -35,15 +35,126 @@ struct ReportArgs {
 enum Command {
     /// The frozen-model scenario and its verification report (the default).
     Report(ReportArgs),
+    /// Runs the whole battery of invariant checks on generated configurations;
+    /// exits 1 if any check fails. Use it to gate CI on these invariants.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct VerifyArgs {
+    /// Generated configurations (each alternates a dropout case and a training case).
+    #[arg(long, default_value_t = 50)]
+    cases: usize,
+    /// Seed of the generator of configurations (same seed, same verdicts).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// False-alarm probability of each statistical check.
+    #[arg(long, default_value_t = nncheck::check::stats::DEFAULT_ALPHA)]
+    alpha: f64,
+    /// Print one JSON record per check (schema: nncheck::check::CheckReport) instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Report(args)) => args,
-        None => cli.report,
-    };
-    report(&args)
+    match cli.command {
+        Some(Command::Report(args)) => report(&args),
+        Some(Command::Verify(args)) => verify(&args),
+        None => report(&cli.report),
+    }
+}
+
+fn verify(args: &VerifyArgs) -> ExitCode {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use nncheck::check::battery::{self, DropoutCase, OptimizerKind, TrainingCase};
+    use rand::RngExt;
+
+    let mut rng = nncheck::rng::chacha(args.seed);
+    let bar = ProgressBar::new(args.cases as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} cases {msg}").expect("valid template"),
+    );
+    let mut reports = Vec::new();
+    for case in 0..args.cases {
+        let result = if case % 2 == 0 {
+            let rank = rng.random_range(1..=3usize);
+            let total = 10f64.powf(rng.random_range(0.0..5.0)) as usize;
+            let mut shape = vec![1usize; rank];
+            shape[0] = total.max(1);
+            if rank >= 2 {
+                shape[1] = rng.random_range(1..=8usize);
+                shape[0] = (total / shape[1]).max(1);
+            }
+            let case = DropoutCase {
+                rate: rng.random_range(0.01..0.99),
+                shape,
+                seed: rng.random(),
+            };
+            battery::dropout_battery(&case, args.alpha)
+        } else {
+            let case = TrainingCase {
+                optimizer: OptimizerKind::ALL[rng.random_range(0..OptimizerKind::ALL.len())],
+                weight_decay: if rng.random_bool(0.5) {
+                    rng.random_range(0.0..0.1)
+                } else {
+                    0.0
+                },
+                epochs: rng.random_range(1..=3),
+                batch_size: rng.random_range(1..=64),
+                freeze_mid_training: rng.random_bool(0.5),
+                rate: rng.random_range(0.05..0.95),
+                seed: rng.random(),
+            };
+            battery::training_battery(&case)
+        };
+        match result {
+            Ok(r) => reports.extend(r),
+            Err(e) => reports.push(nncheck::check::CheckReport::exact(
+                "battery_ran",
+                &format!("case {case}"),
+                format!("error: {e}"),
+                "no error".into(),
+                false,
+            )),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let failed: Vec<_> = reports.iter().filter(|r| !r.pass).collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).expect("serialisable")
+        );
+    } else {
+        let mut names: Vec<&str> = reports.iter().map(|r| r.check.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        println!("{:<38} {:>6} {:>6}", "check", "passed", "failed");
+        for name in names {
+            let of = |pass: bool| {
+                reports
+                    .iter()
+                    .filter(|r| r.check == name && r.pass == pass)
+                    .count()
+            };
+            println!("{name:<38} {:>6} {:>6}", of(true), of(false));
+        }
+        for r in &failed {
+            println!("{}", r.line());
+        }
+        println!(
+            "\n{} passed, {} failed",
+            reports.len() - failed.len(),
+            failed.len()
+        );
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn report(args: &ReportArgs) -> ExitCode {

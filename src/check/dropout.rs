@@ -202,3 +202,182 @@ pub fn check_train_drop_rate<F: Element>(
     }
     check_drop_rate(subject, draws, dropped, rate, alpha)
 }
+
+/// Drop indicators (`true` = output `+0.0`) of one train call on nonzero `x`.
+fn drops<F: Element>(layer: &mut impl DropoutLike<F>, x: &ArrayD<F>) -> Result<Vec<bool>, String> {
+    let zero = F::zero().to_bits_u64();
+    layer
+        .run(x.clone(), Phase::Train)
+        .map(|y| y.iter().map(|v| v.to_bits_u64() == zero).collect())
+        .map_err(|e| format!("error: {e}"))
+}
+
+/// Per-position uniformity: over `calls` train calls on nonzero `x`, each
+/// position's drop count must be Binomial(calls, rate); the chi-squared
+/// dispersion statistic over all positions is compared with its `1 - alpha`
+/// quantile. Power: a single position biased by `d` adds about
+/// `calls * d^2 / (p (1 - p))` to the statistic; a bias shared by all positions
+/// is the drop-rate check's business.
+pub fn check_per_position_uniformity<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+    calls: u64,
+    alpha: f64,
+) -> CheckReport {
+    let rate = layer.rate();
+    let mut counts = vec![0u64; x.len()];
+    for _ in 0..calls {
+        match drops(layer, x) {
+            Ok(d) => d
+                .iter()
+                .zip(&mut counts)
+                .for_each(|(&d, c)| *c += u64::from(d)),
+            Err(e) => {
+                return CheckReport::exact(
+                    "per_position_uniformity",
+                    subject,
+                    e,
+                    "a result".into(),
+                    false,
+                )
+            }
+        }
+    }
+    let (stat, p_value) = super::stats::binomial_dispersion(&counts, calls, rate);
+    let critical = super::stats::chi_squared_critical(counts.len(), alpha);
+    CheckReport {
+        check: "per_position_uniformity".into(),
+        subject: subject.into(),
+        observed: format!(
+            "chi2 = {stat:.1} over {} positions x {calls} calls (p-value {p_value:.3e})",
+            counts.len()
+        ),
+        bound: format!("chi2 <= {critical:.1}"),
+        alpha: Some(alpha),
+        detectable: Some(format!(
+            "one position biased by >= {:.3}",
+            (critical * rate * (1.0 - rate) / calls as f64).sqrt()
+        )),
+        pass: stat <= critical,
+    }
+}
+
+/// Independence of two masks: under independence, positions dropped in both are
+/// Binomial(n, p^2) exactly, so the exact binomial region applies. `pairs`
+/// yields the pairs of drop indicators (successive calls, or neighbours).
+fn check_joint_drops(
+    check: &str,
+    subject: &str,
+    pairs: &[(bool, bool)],
+    rate: f64,
+    alpha: f64,
+) -> CheckReport {
+    let n = pairs.len() as u64;
+    let both = pairs.iter().filter(|(a, b)| *a && *b).count() as u64;
+    let p2 = rate * rate;
+    let (lo, hi) = super::stats::binomial_region(n, p2, alpha);
+    let bias = super::stats::smallest_detectable_bias(n, p2, alpha);
+    CheckReport {
+        check: check.into(),
+        subject: subject.into(),
+        observed: format!("{both}/{n} pairs dropped together"),
+        bound: format!("[{lo}, {hi}] for p^2 = {p2:.4}"),
+        alpha: Some(alpha),
+        detectable: Some(format!(
+            "correlation >= {:.4} (power 0.99)",
+            bias / (rate * (1.0 - rate)).max(f64::MIN_POSITIVE)
+        )),
+        pass: n > 0 && (lo..=hi).contains(&both),
+    }
+}
+
+/// Masks of two successive train calls are independent.
+pub fn check_successive_calls_independent<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+    alpha: f64,
+) -> CheckReport {
+    let rate = layer.rate();
+    match (drops(layer, x), drops(layer, x)) {
+        (Ok(a), Ok(b)) => {
+            let pairs: Vec<_> = a.into_iter().zip(b).collect();
+            check_joint_drops("successive_calls_independent", subject, &pairs, rate, alpha)
+        }
+        (Err(e), _) | (_, Err(e)) => CheckReport::exact(
+            "successive_calls_independent",
+            subject,
+            e,
+            "a result".into(),
+            false,
+        ),
+    }
+}
+
+/// Neighbouring positions (2i, 2i+1) of one call are independent.
+pub fn check_neighbours_independent<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+    alpha: f64,
+) -> CheckReport {
+    let rate = layer.rate();
+    match drops(layer, x) {
+        Ok(d) => {
+            let pairs: Vec<_> = d.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+            check_joint_drops("neighbours_independent", subject, &pairs, rate, alpha)
+        }
+        Err(e) => CheckReport::exact(
+            "neighbours_independent",
+            subject,
+            e,
+            "a result".into(),
+            false,
+        ),
+    }
+}
+
+/// Backward uses the forward's mask and scale: `dx = dy * scale` where the
+/// forward kept the unit, `+0.0` where it dropped it, bit for bit.
+pub fn check_backward_uses_forward_mask<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+    dy: &ArrayD<F>,
+) -> CheckReport {
+    let rate = layer.rate();
+    let scale: F = expected_scale(rate);
+    let zero = F::zero().to_bits_u64();
+    let result = layer
+        .run(x.clone(), Phase::Train)
+        .and_then(|y| Ok((y, layer.run_backward(dy.clone())?)));
+    let (observed, pass) = match result {
+        Ok((y, dx)) if dx.shape() == y.shape() => {
+            let wrong = Zip::from(&y)
+                .and(&dx)
+                .and(dy)
+                .fold(0usize, |acc, &y, &dx, &g| {
+                    let expected = if y.to_bits_u64() == zero {
+                        zero
+                    } else {
+                        (g * scale).to_bits_u64()
+                    };
+                    acc + usize::from(dx.to_bits_u64() != expected)
+                });
+            (
+                format!("{wrong} of {} input gradients off", y.len()),
+                wrong == 0,
+            )
+        }
+        Ok((_, dx)) => (format!("gradient of shape {:?}", dx.shape()), false),
+        Err(e) => (format!("error: {e}"), false),
+    };
+    CheckReport::exact(
+        "backward_uses_forward_mask",
+        subject,
+        observed,
+        "0 off".into(),
+        pass,
+    )
+}

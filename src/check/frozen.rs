@@ -85,3 +85,59 @@ pub fn check_trainable_weights_changed<F: Element>(
         differing > 0,
     )
 }
+
+/// Freezing `path` froze every layer inside it (Keras: `trainable` set recursively).
+pub fn check_freeze_is_recursive<F: Element>(
+    subject: &str,
+    model: &Model<F>,
+    path: &str,
+) -> CheckReport {
+    let mut still_on = Vec::new();
+    model.visit_layers("", &mut |p, l| {
+        if p.starts_with(path) && l.trainable() {
+            still_on.push(p.to_string());
+        }
+    });
+    CheckReport::exact(
+        "freeze_is_recursive",
+        subject,
+        format!(
+            "{} layers under {path} still trainable {:?}",
+            still_on.len(),
+            still_on
+        ),
+        "0".into(),
+        still_on.is_empty(),
+    )
+}
+
+/// After training, the trainable layer at `first` (before the frozen layer at
+/// `frozen`) moved and the frozen one did not: the gradient passed through.
+pub fn check_gradient_passes_frozen_layer<F: Element>(
+    subject: &str,
+    model: &mut Model<F>,
+    train: &mut dyn FnMut(&mut Model<F>) -> crate::error::Result<()>,
+    first: &str,
+    frozen: &str,
+) -> CheckReport {
+    let first_before = WeightSnapshot::of(model, first);
+    let frozen_before = WeightSnapshot::of(model, frozen);
+    if let Err(e) = train(model) {
+        return CheckReport::exact(
+            "gradient_passes_frozen_layer",
+            subject,
+            format!("error: {e}"),
+            "a result".into(),
+            false,
+        );
+    }
+    let moved = first_before.differing_scalars(&WeightSnapshot::of(model, first));
+    let frozen_moved = frozen_before.differing_scalars(&WeightSnapshot::of(model, frozen));
+    CheckReport::exact(
+        "gradient_passes_frozen_layer",
+        subject,
+        format!("{first}: {moved} scalars moved; frozen {frozen}: {frozen_moved}"),
+        "> 0; 0".into(),
+        moved > 0 && frozen_moved == 0,
+    )
+}

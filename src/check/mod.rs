@@ -5,8 +5,10 @@
 //! traits ([`DropoutLike`]) so that another implementation, or a deliberately
 //! broken one, can be run through the very same checks.
 
+pub mod battery;
 pub mod dropout;
 pub mod frozen;
+pub mod phase;
 pub mod report;
 pub mod stats;
 
@@ -23,6 +25,8 @@ pub trait DropoutLike<F: Element> {
     fn rate(&self) -> f64;
     /// One forward call.
     fn run(&mut self, x: ArrayD<F>, phase: Phase) -> Result<ArrayD<F>>;
+    /// The input gradient of the last forward call.
+    fn run_backward(&mut self, dy: ArrayD<F>) -> Result<ArrayD<F>>;
 }
 
 impl<F: Element> DropoutLike<F> for crate::layers::Dropout<F> {
@@ -31,5 +35,9 @@ impl<F: Element> DropoutLike<F> for crate::layers::Dropout<F> {
     }
     fn run(&mut self, x: ArrayD<F>, phase: Phase) -> Result<ArrayD<F>> {
         self.apply(x, phase)
+    }
+    fn run_backward(&mut self, dy: ArrayD<F>) -> Result<ArrayD<F>> {
+        use crate::layer::Layer;
+        Ok(self.backward(dy, true)?.expect("input gradient requested"))
     }
 }

@@ -1,0 +1,490 @@
+//! The whole battery of checks on one generated configuration.
+//!
+//! `nncheck verify` and the property tests both call these two functions, so
+//! every invariant is checked in exactly one way: [`dropout_battery`] for SPEC §2
+//! and [`training_battery`] for SPEC §3–§5.
+
+use super::dropout::{
+    check_backward_uses_forward_mask, check_eval_identity, check_neighbours_independent,
+    check_per_position_uniformity, check_successive_calls_independent, check_train_call_exact,
+    check_train_drop_rate,
+};
+use super::frozen::{
+    check_freeze_is_recursive, check_frozen_weights_unchanged, check_gradient_passes_frozen_layer,
+    check_trainable_weights_changed, WeightSnapshot,
+};
+use super::phase::check_pin_stays_in_subtree;
+use super::report::CheckReport;
+use crate::error::Result;
+use crate::fit::FitConfig;
+use crate::layer::Layer;
+use crate::layers::{BatchNormalization, Dense, Dropout, ReLU};
+use crate::loss::Loss;
+use crate::model::graph::Functional;
+use crate::model::sequential::Sequential;
+use crate::model::Model;
+use crate::optim::{Adam, Sgd};
+use crate::phase::Phase;
+use crate::rng::chacha;
+use crate::tensor::bits_equal;
+use ndarray::ArrayD;
+use rand::RngExt;
+
+/// One generated dropout configuration.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DropoutCase {
+    /// Rate in (0, 1).
+    pub rate: f64,
+    /// Input shape (batch first).
+    pub shape: Vec<usize>,
+    /// Layer seed.
+    pub seed: u64,
+}
+
+/// Nonzero finite values, so a `+0.0` output can only be a drop.
+pub fn nonzero_input(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut rng = chacha(seed);
+    ArrayD::from_shape_simple_fn(shape.to_vec(), || {
+        let v: f32 = rng.random_range(0.01f32..100.0);
+        if rng.random_bool(0.5) {
+            -v
+        } else {
+            v
+        }
+    })
+}
+
+/// Values that break careless implementations: NaN (with a payload), both
+/// infinities, -0.0, subnormals, extremes.
+pub fn special_input(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    const SPECIAL: [f32; 9] = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        1e-45,
+        -1e-40,
+        f32::MAX,
+        f32::MIN,
+        1.0,
+    ];
+    let mut rng = chacha(seed);
+    let payload_nan = f32::from_bits(0x7fc0_1234);
+    ArrayD::from_shape_simple_fn(shape.to_vec(), || match rng.random_range(0..10) {
+        9 => payload_nan,
+        i => SPECIAL[i],
+    })
+}
+
+fn exact(check: &str, subject: &str, observed: String, bound: &str, pass: bool) -> CheckReport {
+    CheckReport::exact(check, subject, observed, bound.into(), pass)
+}
+
+/// Every SPEC §2 check on one configuration.
+pub fn dropout_battery(case: &DropoutCase, alpha: f64) -> Result<Vec<CheckReport>> {
+    let subject = format!("Dropout({}) {:?} seed {}", case.rate, case.shape, case.seed);
+    let layer = || Dropout::<f32>::new(case.rate).map(|d| d.with_seed(case.seed));
+    let x = nonzero_input(&case.shape, case.seed ^ 1);
+    let special = special_input(&case.shape, case.seed ^ 2);
+    let n = x.len().max(1);
+    // At least 10^5 draws for the rate check, at most 10^6 per check.
+    let calls = (100_000 / n).clamp(1, 1_000_000usize.div_ceil(n));
+    let mut reports = vec![
+        check_train_drop_rate(&subject, &mut layer()?, &x, calls, alpha),
+        check_train_call_exact(&subject, &mut layer()?, &x),
+        check_train_call_exact(
+            &format!("{subject} special values"),
+            &mut layer()?,
+            &special,
+        ),
+        check_eval_identity(
+            &format!("{subject} special values"),
+            &mut layer()?,
+            &special,
+        ),
+        check_eval_identity(
+            &format!("{subject} rate 0 train"),
+            &mut RateZeroInTrain(Dropout::new(0.0)?),
+            &special,
+        ),
+        check_backward_uses_forward_mask(
+            &subject,
+            &mut layer()?,
+            &x,
+            &nonzero_input(&case.shape, case.seed ^ 3),
+        ),
+    ];
+    // Rate 1: every output +0.0, whatever the input.
+    let ones = Dropout::<f32>::new(1.0)?.apply(special.clone(), Phase::Train)?;
+    let not_zero = ones.iter().filter(|v| v.to_bits() != 0).count();
+    reports.push(exact(
+        "rate_one_all_positive_zero",
+        &subject,
+        format!("{not_zero} outputs not +0.0"),
+        "0",
+        not_zero == 0,
+    ));
+    // Statistics over positions and calls, on a slice of at most 4096 positions.
+    let positions = x.len().min(4096);
+    let flat = nonzero_input(&[positions], case.seed ^ 4);
+    reports.push(check_per_position_uniformity(
+        &subject,
+        &mut layer()?,
+        &flat,
+        200,
+        alpha,
+    ));
+    let pairs_input = nonzero_input(&[100_000], case.seed ^ 5);
+    reports.push(check_successive_calls_independent(
+        &subject,
+        &mut layer()?,
+        &pairs_input,
+        alpha,
+    ));
+    reports.push(check_neighbours_independent(
+        &subject,
+        &mut layer()?,
+        &pairs_input,
+        alpha,
+    ));
+    // Seeded determinism: the same seed gives the same masks; the next call differs.
+    let (mut a, mut b) = (layer()?, layer()?);
+    let first = a.apply(x.clone(), Phase::Train)?;
+    let same = bits_equal(&first, &b.apply(x.clone(), Phase::Train)?);
+    // Two independent masks coincide with probability (p^2 + (1-p)^2)^n: demand a
+    // difference only where a coincidence is rarer than alpha.
+    let coincide = (case.rate.powi(2) + (1.0 - case.rate).powi(2)).powf(x.len() as f64);
+    let differs = coincide >= alpha || !bits_equal(&first, &a.apply(x.clone(), Phase::Train)?);
+    reports.push(exact(
+        "seeded_masks_reproducible",
+        &subject,
+        format!("same seed same output: {same}; next call differs: {differs}"),
+        "true; true",
+        same && differs,
+    ));
+    // Noise shape: cells sharing a mask agree (axis 1 shared), batch rows independent draws.
+    if case.shape.len() >= 2 {
+        let mut noise = vec![None; case.shape.len()];
+        noise[1] = Some(1);
+        let y = layer()?
+            .with_noise_shape(noise)
+            .apply(x.clone(), Phase::Train)?;
+        let disagreeing = y
+            .lanes(ndarray::Axis(1))
+            .into_iter()
+            .filter(|lane| {
+                let zeros = lane.iter().filter(|v| v.to_bits() == 0).count();
+                zeros != 0 && zeros != lane.len()
+            })
+            .count();
+        reports.push(exact(
+            "noise_shape_cells_shared",
+            &subject,
+            format!("{disagreeing} lanes along the shared axis disagree"),
+            "0",
+            disagreeing == 0,
+        ));
+    }
+    Ok(reports)
+}
+
+/// A dropout at rate 0 run in `Train`, seen as an eval-identity subject.
+struct RateZeroInTrain(Dropout<f32>);
+
+impl super::DropoutLike<f32> for RateZeroInTrain {
+    fn rate(&self) -> f64 {
+        0.0
+    }
+    fn run(&mut self, x: ArrayD<f32>, _: Phase) -> Result<ArrayD<f32>> {
+        self.0.apply(x, Phase::Train)
+    }
+    fn run_backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
+        Ok(self.0.backward(dy, true)?.expect("requested"))
+    }
+}
+
+/// The optimizers the training battery runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum OptimizerKind {
+    /// Plain SGD.
+    Sgd,
+    /// SGD with momentum 0.9.
+    Momentum,
+    /// SGD with Nesterov momentum 0.9.
+    Nesterov,
+    /// Adam.
+    Adam,
+    /// AdamW.
+    AdamW,
+}
+
+impl OptimizerKind {
+    /// Every kind.
+    pub const ALL: [OptimizerKind; 5] = [
+        OptimizerKind::Sgd,
+        OptimizerKind::Momentum,
+        OptimizerKind::Nesterov,
+        OptimizerKind::Adam,
+        OptimizerKind::AdamW,
+    ];
+
+    /// Compiles `model` with this optimizer (and `weight_decay` where it applies) and MSE.
+    pub fn compile(self, model: &mut Model<f32>, weight_decay: f64) -> Result<()> {
+        let loss = Loss::MeanSquaredError;
+        match self {
+            OptimizerKind::Sgd => model.compile(Sgd::new(0.01).weight_decay(weight_decay), loss),
+            OptimizerKind::Momentum => model.compile(
+                Sgd::new(0.01).momentum(0.9).weight_decay(weight_decay),
+                loss,
+            ),
+            OptimizerKind::Nesterov => model.compile(
+                Sgd::new(0.01)
+                    .momentum(0.9)
+                    .nesterov(true)
+                    .weight_decay(weight_decay),
+                loss,
+            ),
+            OptimizerKind::Adam => model.compile(Adam::new(1e-3).weight_decay(weight_decay), loss),
+            OptimizerKind::AdamW => model.compile(Adam::adamw(1e-3), loss),
+        }
+    }
+}
+
+/// One generated training configuration.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TrainingCase {
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Decoupled weight decay (0 for none).
+    pub weight_decay: f64,
+    /// Epochs after freezing.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Train everything first, so optimizer state exists when the base is frozen.
+    pub freeze_mid_training: bool,
+    /// Dropout rate inside the frozen base.
+    pub rate: f64,
+    /// Seeds data, model and shuffles.
+    pub seed: u64,
+}
+
+/// The base model the training battery freezes.
+pub fn base_model(rate: f64, seed: u64) -> Result<Model<f32>> {
+    Sequential::new("base")
+        .add(Dense::new(16))
+        .add(BatchNormalization::new())
+        .add(ReLU::new())
+        .add(Dropout::new(rate)?)
+        .add(Dense::new(8))
+        .build(&[6], Some(seed))
+}
+
+fn data(seed: u64, samples: usize) -> (ArrayD<f32>, ArrayD<f32>) {
+    let x = nonzero_input(&[samples, 6], seed).mapv(|v| v / 100.0);
+    let y = ArrayD::from_shape_fn(vec![samples, 1], |i| x[[i[0], 0]] - 0.5 * x[[i[0], 1]]);
+    (x, y)
+}
+
+fn dropout_stats_of(model: &Model<f32>, prefix: &str) -> (u64, u64) {
+    model
+        .dropout_stats()
+        .iter()
+        .filter(|(p, _)| p.starts_with(prefix))
+        .fold((0, 0), |(s, d), (_, st)| {
+            (s + st.units_seen, d + st.units_dropped)
+        })
+}
+
+/// Every SPEC §3–§5 check on one configuration.
+pub fn training_battery(case: &TrainingCase) -> Result<Vec<CheckReport>> {
+    let subject = format!(
+        "{:?} wd {} epochs {} batch {}{}",
+        case.optimizer,
+        case.weight_decay,
+        case.epochs,
+        case.batch_size,
+        if case.freeze_mid_training {
+            " frozen mid-training"
+        } else {
+            ""
+        }
+    );
+    let (x, y) = data(case.seed, 64);
+    let fit = FitConfig {
+        epochs: case.epochs,
+        batch_size: case.batch_size,
+        shuffle: true,
+        seed: Some(case.seed),
+    };
+    let mut reports = Vec::new();
+
+    // A frozen base under a trainable head.
+    let base = base_model(case.rate, case.seed)?;
+    let mut model = Sequential::new("model")
+        .add(base)
+        .add(Dense::new(1).named("head"))
+        .build(&[6], Some(case.seed))?;
+    case.optimizer.compile(&mut model, case.weight_decay)?;
+    if case.freeze_mid_training {
+        model.fit(
+            &x,
+            &y,
+            &FitConfig {
+                epochs: 1,
+                ..fit.clone()
+            },
+        )?;
+    }
+    model.set_trainable_at("model/base", false);
+    reports.push(check_freeze_is_recursive(&subject, &model, "model/base"));
+    let frozen_before = WeightSnapshot::of(&model, "model/base");
+    let slots_before: Vec<_> = model
+        .optimizer_state()
+        .into_iter()
+        .filter(|(p, _)| p.starts_with("model/base"))
+        .collect();
+    let head_before = WeightSnapshot::of(&model, "model/head");
+    let dropout_before = dropout_stats_of(&model, "model/base");
+    model.fit(&x, &y, &fit)?;
+    let dropout_after_fit = dropout_stats_of(&model, "model/base");
+    reports.push(check_frozen_weights_unchanged(
+        &subject,
+        &frozen_before,
+        &WeightSnapshot::of(&model, "model/base"),
+    ));
+    let slots_after: Vec<_> = model
+        .optimizer_state()
+        .into_iter()
+        .filter(|(p, _)| p.starts_with("model/base"))
+        .collect();
+    reports.push(exact(
+        "frozen_optimizer_slots_unchanged",
+        &subject,
+        format!(
+            "{} of {} slot records changed",
+            slots_before
+                .iter()
+                .zip(&slots_after)
+                .filter(|(a, b)| a != b)
+                .count(),
+            slots_before.len()
+        ),
+        "0 changed",
+        slots_before == slots_after,
+    ));
+    reports.push(check_trainable_weights_changed(
+        &format!("{subject} head"),
+        &head_before,
+        &WeightSnapshot::of(&model, "model/head"),
+    ));
+    let dropped_in_fit = dropout_after_fit.1 - dropout_before.1;
+    reports.push(exact(
+        "frozen_model_dropout_active_in_fit",
+        &subject,
+        format!(
+            "{dropped_in_fit} of {} units dropped",
+            dropout_after_fit.0 - dropout_before.0
+        ),
+        "> 0 dropped",
+        dropped_in_fit > 0,
+    ));
+    model.predict(&x)?;
+    model.evaluate(&x, &y)?;
+    let after_eval = dropout_stats_of(&model, "model/base");
+    reports.push(exact(
+        "dropout_inactive_in_predict_evaluate",
+        &subject,
+        format!(
+            "{} units dropped in predict and evaluate",
+            after_eval.1 - dropout_after_fit.1
+        ),
+        "0",
+        after_eval == dropout_after_fit,
+    ));
+    // predict is deterministic and BatchNorm in the frozen base is in inference mode.
+    let p1 = model.predict(&x)?;
+    let before_call = WeightSnapshot::of(&model, "model/base");
+    let mut base_alone = base_model(0.0, case.seed)?;
+    base_alone.freeze();
+    let bn_before = WeightSnapshot::of(&base_alone, "base");
+    let train_out = base_alone.call(&x, Phase::Train)?;
+    let eval_out = base_alone.predict(&x)?;
+    reports.push(exact(
+        "frozen_batchnorm_inference_mode",
+        &subject,
+        format!(
+            "train-phase output equals eval output: {}; stats changed: {}",
+            bits_equal(&train_out, &eval_out),
+            bn_before.differing_scalars(&WeightSnapshot::of(&base_alone, "base"))
+        ),
+        "true; 0",
+        bits_equal(&train_out, &eval_out)
+            && bn_before.differing_scalars(&WeightSnapshot::of(&base_alone, "base")) == 0,
+    ));
+    reports.push(exact(
+        "predict_deterministic",
+        &subject,
+        format!(
+            "two predicts bit-identical: {}",
+            bits_equal(&p1, &model.predict(&x)?)
+        ),
+        "true",
+        bits_equal(&p1, &model.predict(&x)?)
+            && before_call.differing_scalars(&WeightSnapshot::of(&model, "model/base")) == 0,
+    ));
+    reports.push(gradient_passes_frozen_layer(case, &subject, &x, &y, &fit)?);
+    reports.push(pin_stays_in_its_subtree(case, &subject, &x, &y, &fit)?);
+    Ok(reports)
+}
+
+/// A trainable layer before a frozen one still learns.
+fn gradient_passes_frozen_layer(
+    case: &TrainingCase,
+    subject: &str,
+    x: &ArrayD<f32>,
+    y: &ArrayD<f32>,
+    fit: &FitConfig,
+) -> Result<CheckReport> {
+    let mut model = Sequential::new("chain")
+        .add(Dense::new(8).named("first"))
+        .add(Dense::new(8).named("middle"))
+        .add(Dense::new(1).named("last"))
+        .build(&[6], Some(case.seed))?;
+    model.set_trainable_at("chain/middle", false);
+    case.optimizer.compile(&mut model, case.weight_decay)?;
+    let mut train = |m: &mut Model<f32>| m.fit(x, y, fit).map(|_| ());
+    Ok(check_gradient_passes_frozen_layer(
+        subject,
+        &mut model,
+        &mut train,
+        "chain/first",
+        "chain/middle",
+    ))
+}
+
+/// A base pinned to `Eval` does not silence a sibling's dropout.
+fn pin_stays_in_its_subtree(
+    case: &TrainingCase,
+    subject: &str,
+    x: &ArrayD<f32>,
+    y: &ArrayD<f32>,
+    fit: &FitConfig,
+) -> Result<CheckReport> {
+    let mut g = Functional::new("pinned", Some(case.seed));
+    let input = g.input(&[6])?;
+    let base = g.apply_pinned(base_model(case.rate, case.seed)?, input, Phase::Eval)?;
+    let sibling = g.apply(Dropout::new(case.rate)?.named("sibling_dropout"), input)?;
+    let joined = g.concat(&[base, sibling])?;
+    let out = g.apply(Dense::new(1), joined)?;
+    let mut model = g.build(out)?;
+    case.optimizer.compile(&mut model, case.weight_decay)?;
+    let mut train = |m: &mut Model<f32>| m.fit(x, y, fit).map(|_| ());
+    Ok(check_pin_stays_in_subtree(
+        subject,
+        &mut model,
+        &mut train,
+        "pinned/base",
+        "pinned/sibling_dropout",
+    ))
+}

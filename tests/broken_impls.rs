@@ -1,0 +1,538 @@
+//! Every check must be able to fail: deliberately broken twins of the core, run
+//! through the very checks the suite uses, each of which must reject them.
+//!
+//! A twin that a check accepted would make that check worthless; each test here
+//! fails if the check would accept the broken behaviour.
+
+use ndarray::ArrayD;
+use nncheck::check::battery::{base_model, nonzero_input, special_input};
+use nncheck::check::dropout::{
+    check_eval_identity, check_successive_calls_independent, check_train_call_exact,
+    check_train_drop_rate,
+};
+use nncheck::check::frozen::{
+    check_freeze_is_recursive, check_frozen_weights_unchanged, check_gradient_passes_frozen_layer,
+    WeightSnapshot,
+};
+use nncheck::check::phase::check_pin_stays_in_subtree;
+use nncheck::check::stats::DEFAULT_ALPHA;
+use nncheck::check::{CheckReport, DropoutLike};
+use nncheck::layer::{LayerVisitor, LayerVisitorMut, WeightVisitor, WeightVisitorMut};
+use nncheck::optim::Sgd;
+use nncheck::phase::ForwardCtx;
+use nncheck::rng::SeedSequence;
+use nncheck::{
+    BatchNormalization, Dense, Dropout, FitConfig, Functional, Layer, Loss, Model, Phase, Result,
+    Sequential, WeightKind,
+};
+
+fn rejected(report: CheckReport) {
+    assert!(
+        !report.pass,
+        "a broken implementation was accepted: {}",
+        report.line()
+    );
+}
+
+fn accepted(report: CheckReport) {
+    assert!(
+        report.pass,
+        "the correct implementation was rejected: {}",
+        report.line()
+    );
+}
+
+/// What a broken dropout does differently.
+#[derive(Clone, Copy)]
+enum Flaw {
+    None,
+    NoRescale,
+    ScaleByInverseP,
+    ActiveInEval,
+    MaskReusedAcrossCalls,
+    DroppedTimesZero,
+}
+
+/// A dropout with one flaw, built on the real layer's mask.
+struct BrokenDropout {
+    inner: Dropout<f32>,
+    rate: f64,
+    flaw: Flaw,
+}
+
+impl BrokenDropout {
+    fn new(rate: f64, flaw: Flaw) -> Self {
+        BrokenDropout {
+            inner: Dropout::new(rate).unwrap().with_seed(9),
+            rate,
+            flaw,
+        }
+    }
+}
+
+impl DropoutLike<f32> for BrokenDropout {
+    fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    fn run(&mut self, x: ArrayD<f32>, phase: Phase) -> Result<ArrayD<f32>> {
+        let phase = if matches!(self.flaw, Flaw::ActiveInEval) {
+            Phase::Train
+        } else {
+            phase
+        };
+        if matches!(self.flaw, Flaw::MaskReusedAcrossCalls) {
+            self.inner.reseed(9);
+        }
+        if phase == Phase::Eval {
+            return self.inner.apply(x, phase);
+        }
+        // The real mask, read off a run on ones.
+        let mask = self.inner.apply(ArrayD::ones(x.raw_dim()), Phase::Train)?;
+        let keep = 1.0 - self.rate;
+        Ok(ndarray::Zip::from(&x).and(&mask).map_collect(|&v, &m| {
+            let dropped = m == 0.0;
+            match self.flaw {
+                Flaw::NoRescale => {
+                    if dropped {
+                        0.0
+                    } else {
+                        v
+                    }
+                }
+                Flaw::ScaleByInverseP => {
+                    if dropped {
+                        0.0
+                    } else {
+                        v * (1.0 / self.rate) as f32
+                    }
+                }
+                Flaw::DroppedTimesZero => {
+                    if dropped {
+                        v * 0.0
+                    } else {
+                        v * (1.0 / keep) as f32
+                    }
+                }
+                _ => {
+                    if dropped {
+                        0.0
+                    } else {
+                        v * (1.0 / keep) as f32
+                    }
+                }
+            }
+        }))
+    }
+
+    fn run_backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
+        Ok(self.inner.backward(dy, true)?.expect("requested"))
+    }
+}
+
+fn x() -> ArrayD<f32> {
+    nonzero_input(&[64, 64], 3)
+}
+
+#[test]
+fn the_correct_dropout_passes_the_checks_the_twins_fail() {
+    accepted(check_train_call_exact(
+        "real",
+        &mut BrokenDropout::new(0.3, Flaw::None),
+        &x(),
+    ));
+    accepted(check_train_call_exact(
+        "real",
+        &mut Dropout::<f32>::new(0.3).unwrap(),
+        &special_input(&[4096], 1),
+    ));
+    accepted(check_eval_identity(
+        "real",
+        &mut BrokenDropout::new(0.3, Flaw::None),
+        &special_input(&[4096], 1),
+    ));
+    accepted(check_successive_calls_independent(
+        "real",
+        &mut BrokenDropout::new(0.3, Flaw::None),
+        &x(),
+        DEFAULT_ALPHA,
+    ));
+    accepted(check_train_drop_rate(
+        "real",
+        &mut Dropout::<f32>::new(0.3).unwrap(),
+        &x(),
+        250,
+        DEFAULT_ALPHA,
+    ));
+}
+
+#[test]
+fn dropout_without_rescaling_is_rejected() {
+    rejected(check_train_call_exact(
+        "no rescale",
+        &mut BrokenDropout::new(0.3, Flaw::NoRescale),
+        &x(),
+    ));
+}
+
+#[test]
+fn scaling_by_one_over_p_is_rejected() {
+    rejected(check_train_call_exact(
+        "1/p",
+        &mut BrokenDropout::new(0.3, Flaw::ScaleByInverseP),
+        &x(),
+    ));
+}
+
+#[test]
+fn a_rate_off_by_a_hundredth_is_rejected() {
+    // The layer drops at 0.31 but claims 0.30; 10^6 draws detect biases >= 0.0034.
+    struct OffByOneHundredth(Dropout<f32>);
+    impl DropoutLike<f32> for OffByOneHundredth {
+        fn rate(&self) -> f64 {
+            0.30
+        }
+        fn run(&mut self, x: ArrayD<f32>, phase: Phase) -> Result<ArrayD<f32>> {
+            self.0.apply(x, phase)
+        }
+        fn run_backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
+            Ok(self.0.backward(dy, true)?.expect("requested"))
+        }
+    }
+    let mut twin = OffByOneHundredth(Dropout::new(0.31).unwrap().with_seed(1));
+    rejected(check_train_drop_rate(
+        "rate + 0.01",
+        &mut twin,
+        &x(),
+        250,
+        DEFAULT_ALPHA,
+    ));
+}
+
+#[test]
+fn dropout_active_in_eval_is_rejected() {
+    rejected(check_eval_identity(
+        "active in eval",
+        &mut BrokenDropout::new(0.3, Flaw::ActiveInEval),
+        &x(),
+    ));
+}
+
+#[test]
+fn a_mask_reused_across_calls_is_rejected() {
+    let mut twin = BrokenDropout::new(0.3, Flaw::MaskReusedAcrossCalls);
+    rejected(check_successive_calls_independent(
+        "reused mask",
+        &mut twin,
+        &x(),
+        DEFAULT_ALPHA,
+    ));
+}
+
+#[test]
+fn dropped_units_computed_as_x_times_zero_are_rejected() {
+    // inf * 0 is NaN and -x * 0 is -0.0: neither is +0.0.
+    let mut twin = BrokenDropout::new(0.3, Flaw::DroppedTimesZero);
+    rejected(check_train_call_exact(
+        "x * 0",
+        &mut twin,
+        &special_input(&[4096], 1),
+    ));
+}
+
+fn data() -> (ArrayD<f32>, ArrayD<f32>) {
+    let x = nonzero_input(&[64, 6], 5).mapv(|v| v / 100.0);
+    let y = ArrayD::from_shape_fn(vec![64, 1], |i| x[[i[0], 0]]);
+    (x, y)
+}
+
+fn fit_cfg() -> FitConfig {
+    FitConfig {
+        epochs: 2,
+        batch_size: 8,
+        shuffle: true,
+        seed: Some(3),
+    }
+}
+
+fn model_with_frozen_base() -> Model<f32> {
+    let mut model = Sequential::new("model")
+        .add(base_model(0.3, 1).unwrap())
+        .add(Dense::new(1))
+        .build(&[6], Some(2))
+        .unwrap();
+    model
+        .compile(
+            Sgd::new(0.01).momentum(0.9).weight_decay(0.05),
+            Loss::MeanSquaredError,
+        )
+        .unwrap();
+    model
+}
+
+#[test]
+fn momentum_or_weight_decay_moving_frozen_weights_is_rejected() {
+    let (x, y) = data();
+    let mut model = model_with_frozen_base();
+    model.fit(&x, &y, &fit_cfg()).unwrap(); // momentum exists before the freeze
+    model.set_trainable_at("model/base", false);
+    let before = WeightSnapshot::of(&model, "model/base");
+    model.fit(&x, &y, &fit_cfg()).unwrap();
+    accepted(check_frozen_weights_unchanged(
+        "real",
+        &before,
+        &WeightSnapshot::of(&model, "model/base"),
+    ));
+    // The twin: an optimizer step that decays every parameter, frozen or not.
+    model.visit_weights_mut("", true, &mut |_, w, _| {
+        if w.kind == WeightKind::Param {
+            w.value.mapv_inplace(|v| v - v * 0.05 * 0.01);
+        }
+    });
+    rejected(check_frozen_weights_unchanged(
+        "decay on frozen",
+        &before,
+        &WeightSnapshot::of(&model, "model/base"),
+    ));
+}
+
+#[test]
+fn a_freeze_that_is_not_recursive_is_rejected() {
+    let mut model = model_with_frozen_base();
+    model.set_trainable_at("model/base", false);
+    accepted(check_freeze_is_recursive("real", &model, "model/base"));
+    // The twin: only the container's own flag changes.
+    for path in model.layer_paths() {
+        if path.starts_with("model/base/") {
+            model.set_trainable_at(&path, true);
+        }
+    }
+    rejected(check_freeze_is_recursive(
+        "flat freeze",
+        &model,
+        "model/base",
+    ));
+}
+
+/// A Dense that, when frozen, also stops the gradient to the layers before it.
+struct GradientStoppingDense(Dense<f32>);
+
+impl Layer<f32> for GradientStoppingDense {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn set_name(&mut self, name: String) {
+        self.0.set_name(name)
+    }
+    fn build(&mut self, shape: &[usize], seeds: &mut SeedSequence) -> Result<Vec<usize>> {
+        self.0.build(shape, seeds)
+    }
+    fn forward(&mut self, x: ArrayD<f32>, ctx: ForwardCtx) -> Result<ArrayD<f32>> {
+        self.0.forward(x, ctx)
+    }
+    fn backward(&mut self, dy: ArrayD<f32>, need: bool) -> Result<Option<ArrayD<f32>>> {
+        let dx = self.0.backward(dy, need)?;
+        Ok(if self.0.trainable() {
+            dx
+        } else {
+            dx.map(|d| d * 0.0)
+        })
+    }
+    fn trainable(&self) -> bool {
+        self.0.trainable()
+    }
+    fn set_trainable(&mut self, t: bool) {
+        self.0.set_trainable(t)
+    }
+    fn visit_weights(&self, p: &str, t: bool, f: &mut WeightVisitor<'_, f32>) {
+        self.0.visit_weights(p, t, f)
+    }
+    fn visit_weights_mut(&mut self, p: &str, t: bool, f: &mut WeightVisitorMut<'_, f32>) {
+        self.0.visit_weights_mut(p, t, f)
+    }
+    fn visit_layers(&self, p: &str, f: &mut LayerVisitor<'_, f32>) {
+        f(&nncheck::layer::join_path(p, self.name()), self)
+    }
+    fn visit_layers_mut(&mut self, p: &str, f: &mut LayerVisitorMut<'_, f32>) {
+        let path = nncheck::layer::join_path(p, self.name());
+        f(&path, self)
+    }
+}
+
+fn chain(middle: impl Layer<f32> + 'static) -> Model<f32> {
+    let mut model = Sequential::new("chain")
+        .add(Dense::new(8).named("first"))
+        .add(middle)
+        .add(Dense::new(1).named("last"))
+        .build(&[6], Some(4))
+        .unwrap();
+    model.set_trainable_at("chain/middle", false);
+    model
+        .compile(Sgd::new(0.01), Loss::MeanSquaredError)
+        .unwrap();
+    model
+}
+
+#[test]
+fn a_gradient_stopped_at_a_frozen_layer_is_rejected() {
+    let (x, y) = data();
+    let mut train = |m: &mut Model<f32>| m.fit(&x, &y, &fit_cfg()).map(|_| ());
+    let mut real = chain(Dense::new(8).named("middle"));
+    accepted(check_gradient_passes_frozen_layer(
+        "real",
+        &mut real,
+        &mut train,
+        "chain/first",
+        "chain/middle",
+    ));
+    let mut twin = chain(GradientStoppingDense(Dense::new(8).named("middle")));
+    rejected(check_gradient_passes_frozen_layer(
+        "stopped",
+        &mut twin,
+        &mut train,
+        "chain/first",
+        "chain/middle",
+    ));
+}
+
+/// A BatchNorm whose freeze never reaches the statistics: it keeps training mode.
+struct AlwaysTrainingBatchNorm {
+    inner: BatchNormalization<f32>,
+    trainable: bool,
+}
+
+impl Layer<f32> for AlwaysTrainingBatchNorm {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn set_name(&mut self, name: String) {
+        self.inner.set_name(name)
+    }
+    fn build(&mut self, shape: &[usize], seeds: &mut SeedSequence) -> Result<Vec<usize>> {
+        self.inner.build(shape, seeds)
+    }
+    fn forward(&mut self, x: ArrayD<f32>, ctx: ForwardCtx) -> Result<ArrayD<f32>> {
+        self.inner.forward(
+            x,
+            ForwardCtx {
+                phase: ctx.phase,
+                path_trainable: true,
+            },
+        )
+    }
+    fn backward(&mut self, dy: ArrayD<f32>, need: bool) -> Result<Option<ArrayD<f32>>> {
+        self.inner.backward(dy, need)
+    }
+    fn trainable(&self) -> bool {
+        self.trainable
+    }
+    fn set_trainable(&mut self, t: bool) {
+        self.trainable = t
+    }
+    fn visit_weights(&self, p: &str, t: bool, f: &mut WeightVisitor<'_, f32>) {
+        self.inner.visit_weights(p, t && self.trainable, f)
+    }
+    fn visit_weights_mut(&mut self, p: &str, t: bool, f: &mut WeightVisitorMut<'_, f32>) {
+        self.inner.visit_weights_mut(p, t && self.trainable, f)
+    }
+    fn visit_layers(&self, p: &str, f: &mut LayerVisitor<'_, f32>) {
+        f(&nncheck::layer::join_path(p, self.name()), self)
+    }
+    fn visit_layers_mut(&mut self, p: &str, f: &mut LayerVisitorMut<'_, f32>) {
+        let path = nncheck::layer::join_path(p, self.name());
+        f(&path, self)
+    }
+    fn commit_state(&mut self) {
+        self.inner.commit_state()
+    }
+}
+
+fn frozen_bn_model(bn: impl Layer<f32> + 'static) -> Model<f32> {
+    let base = Sequential::new("base")
+        .add(Dense::new(4))
+        .add(bn)
+        .build(&[6], Some(1))
+        .unwrap();
+    let mut model = Sequential::new("model")
+        .add(base)
+        .add(Dense::new(1))
+        .build(&[6], Some(2))
+        .unwrap();
+    model.set_trainable_at("model/base", false);
+    model
+        .compile(Sgd::new(0.01), Loss::MeanSquaredError)
+        .unwrap();
+    model
+}
+
+#[test]
+fn batchnorm_statistics_updated_while_frozen_are_rejected() {
+    let (x, y) = data();
+    for (name, mut model, broken) in [
+        ("real", frozen_bn_model(BatchNormalization::new()), false),
+        (
+            "stats move",
+            frozen_bn_model(AlwaysTrainingBatchNorm {
+                inner: BatchNormalization::new(),
+                trainable: true,
+            }),
+            true,
+        ),
+    ] {
+        let before = WeightSnapshot::of(&model, "model/base");
+        model.fit(&x, &y, &fit_cfg()).unwrap();
+        let report = check_frozen_weights_unchanged(
+            name,
+            &before,
+            &WeightSnapshot::of(&model, "model/base"),
+        );
+        if broken {
+            rejected(report)
+        } else {
+            accepted(report)
+        }
+    }
+}
+
+fn pinned_model(leak: bool) -> Model<f32> {
+    let mut g = Functional::new("pinned", Some(5));
+    let input = g.input(&[6]).unwrap();
+    let base = g
+        .apply_pinned(base_model(0.4, 1).unwrap(), input, Phase::Eval)
+        .unwrap();
+    let sibling = Dropout::new(0.4).unwrap().named("sibling_dropout");
+    // The twin reproduces a leaking pin: the sibling inherits the base's Eval.
+    let sibling = if leak {
+        g.apply_pinned(sibling, input, Phase::Eval)
+    } else {
+        g.apply(sibling, input)
+    }
+    .unwrap();
+    let joined = g.concat(&[base, sibling]).unwrap();
+    let out = g.apply(Dense::new(1), joined).unwrap();
+    let mut model = g.build(out).unwrap();
+    model
+        .compile(Sgd::new(0.01), Loss::MeanSquaredError)
+        .unwrap();
+    model
+}
+
+#[test]
+fn a_pinned_phase_leaking_to_a_sibling_is_rejected() {
+    let (x, y) = data();
+    let mut train = |m: &mut Model<f32>| m.fit(&x, &y, &fit_cfg()).map(|_| ());
+    accepted(check_pin_stays_in_subtree(
+        "real",
+        &mut pinned_model(false),
+        &mut train,
+        "pinned/base",
+        "pinned/sibling_dropout",
+    ));
+    rejected(check_pin_stays_in_subtree(
+        "leak",
+        &mut pinned_model(true),
+        &mut train,
+        "pinned/base",
+        "pinned/sibling_dropout",
+    ));
+}
