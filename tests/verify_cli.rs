@@ -1,0 +1,41 @@
+//! `nncheck verify` and the main job, as a new user runs them: exit codes and the
+//! documented JSON schema (one record per check: check, subject, observed, bound,
+//! alpha, detectable, pass).
+
+use std::process::Command;
+
+fn nncheck(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_nncheck")).args(args).output().expect("the binary runs")
+}
+
+#[test]
+fn verify_json_lists_every_check_with_a_passing_verdict() {
+    let out = nncheck(&["verify", "--cases", "12", "--seed", "5", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(records.len() > 100);
+    for r in &records {
+        for key in ["check", "subject", "observed", "bound", "alpha", "detectable", "pass"] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+        assert_eq!(r["pass"], true, "{r}");
+    }
+    let names: std::collections::BTreeSet<_> = records.iter().map(|r| r["check"].as_str().unwrap()).collect();
+    assert!(names.len() >= 20, "{names:?}");
+}
+
+#[test]
+fn the_main_job_reports_and_exits_zero() {
+    let out = nncheck(&["--epochs", "1", "--rate", "0.3"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Answer: yes"), "{text}");
+    assert!(!text.contains("FAIL"), "{text}");
+}
+
+#[test]
+fn an_invalid_rate_is_reported_not_panicked() {
+    let out = nncheck(&["--rate", "1.5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1.5"));
+}
