@@ -258,10 +258,8 @@ impl<F: Element> Functional<F> {
         pin: Option<Phase>,
     ) -> Result<NodeId> {
         let in_shape = self.node(input)?.shape.clone();
-        let name = unique_name(layer.name(), &mut self.taken_names.clone());
         let shape = layer.build(&in_shape, &mut self.seeds)?;
-        layer.set_name(name.clone());
-        self.taken_names.push(name);
+        layer.set_name(unique_name(layer.name(), &mut self.taken_names));
         self.nodes[input.0].readers += 1;
         self.nodes.push(GraphNode {
             op: Op::Layer {
