@@ -103,7 +103,8 @@ impl<F: Element> Model<F> {
     pub fn evaluate(&mut self, x: &ArrayD<F>, y: &ArrayD<F>) -> Result<f64> {
         let loss = self.loss_fn()?;
         self.check_xy(x, y)?;
-        let pred = self.forward(x.clone(), ForwardCtx::top(Phase::Eval))?;
+        let pred =
+            self.leaving_no_trace_on_error(|m| m.forward(x.clone(), ForwardCtx::top(Phase::Eval)))?;
         Ok(loss.value_and_grad(&pred, y)?.0)
     }
 
@@ -152,6 +153,10 @@ impl<F: Element> Model<F> {
     }
 
     fn step(&mut self, x: ArrayD<F>, y: &ArrayD<F>, at: StepAt) -> Result<f64> {
+        self.leaving_no_trace_on_error(|m| m.unchecked_step(x, y, at))
+    }
+
+    fn unchecked_step(&mut self, x: ArrayD<F>, y: &ArrayD<F>, at: StepAt) -> Result<f64> {
         let loss_fn = self.loss_fn()?;
         let pred = self.forward(x, ForwardCtx::top(Phase::Train))?;
         let (loss, dloss) = loss_fn.value_and_grad(&pred, y)?;

@@ -139,9 +139,9 @@ fn audit_dropouts(model: &mut Model<f32>) -> Vec<(String, SharedAudit)> {
         d.set_observer(Some(Box::new(move |call| {
             let mut a = shared.lock().expect("observer lock");
             match call.phase {
-                Phase::Train => {
-                    a.train.observe(call.input.view(), call.output.view(), call.rate)
-                }
+                Phase::Train => a
+                    .train
+                    .observe(call.input.view(), call.output.view(), call.rate),
                 Phase::Eval => {
                     a.eval_seen += call.input.len() as u64;
                     let same = call

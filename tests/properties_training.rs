@@ -40,17 +40,37 @@ fn a_trainable_layer_inside_a_frozen_model_stays_frozen() {
         .add(Dense::new(1))
         .build(&[6], Some(2))
         .unwrap();
-    model.compile(nncheck::optim::Adam::adamw(1e-2), Loss::MeanSquaredError).unwrap();
+    model
+        .compile(nncheck::optim::Adam::adamw(1e-2), Loss::MeanSquaredError)
+        .unwrap();
     let (_, total) = model.count_params();
     model.set_trainable_at("model/base", false);
     // The leaf's own flag says trainable; its container says frozen.
     assert!(model.set_trainable_at("model/base/dense", true));
-    assert!(model.trainable_weights().iter().all(|w| !w.path.starts_with("model/base")));
+    assert!(model
+        .trainable_weights()
+        .iter()
+        .all(|w| !w.path.starts_with("model/base")));
     let before = WeightSnapshot::of(&model, "model/base");
     let x = ndarray::ArrayD::from_shape_fn(vec![32, 6], |i| (i[0] * 6 + i[1]) as f32 / 100.0);
     let y = ndarray::ArrayD::from_shape_fn(vec![32, 1], |i| i[0] as f32 / 32.0);
-    model.fit(&x, &y, &FitConfig { epochs: 2, batch_size: 8, shuffle: true, seed: Some(1) }).unwrap();
-    let report = check_frozen_weights_unchanged("AND of the path", &before, &WeightSnapshot::of(&model, "model/base"));
+    model
+        .fit(
+            &x,
+            &y,
+            &FitConfig {
+                epochs: 2,
+                batch_size: 8,
+                shuffle: true,
+                seed: Some(1),
+            },
+        )
+        .unwrap();
+    let report = check_frozen_weights_unchanged(
+        "AND of the path",
+        &before,
+        &WeightSnapshot::of(&model, "model/base"),
+    );
     assert!(report.pass, "{}", report.line());
     assert!(model.trainable());
     assert!(total > 0);

@@ -5,22 +5,40 @@
 use std::process::Command;
 
 fn nncheck(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nncheck")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_nncheck"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 #[test]
 fn verify_json_lists_every_check_with_a_passing_verdict() {
     let out = nncheck(&["verify", "--cases", "12", "--seed", "5", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(records.len() > 100);
     for r in &records {
-        for key in ["check", "subject", "observed", "bound", "alpha", "detectable", "pass"] {
+        for key in [
+            "check",
+            "subject",
+            "observed",
+            "bound",
+            "alpha",
+            "detectable",
+            "pass",
+        ] {
             assert!(r.get(key).is_some(), "{key} missing in {r}");
         }
         assert_eq!(r["pass"], true, "{r}");
     }
-    let names: std::collections::BTreeSet<_> = records.iter().map(|r| r["check"].as_str().unwrap()).collect();
+    let names: std::collections::BTreeSet<_> = records
+        .iter()
+        .map(|r| r["check"].as_str().unwrap())
+        .collect();
     assert!(names.len() >= 20, "{names:?}");
 }
 

@@ -141,11 +141,30 @@ impl<F: Element> Model<F> {
     /// `Train` the BatchNorm statistics of effectively trainable layers move.
     pub fn call(&mut self, x: &ArrayD<F>, phase: Phase) -> Result<ArrayD<F>> {
         self.check_input(x)?;
-        let y = self.forward(x.clone(), ForwardCtx::top(phase))?;
+        let y = self.leaving_no_trace_on_error(|m| m.forward(x.clone(), ForwardCtx::top(phase)))?;
         if phase == Phase::Train && self.pending_state_finite() {
             self.commit_state();
         }
         Ok(y)
+    }
+
+    /// Runs `f`; if it fails, every dropout layer's mask sequence and counters are
+    /// put back, so a failed call leaves the model as it found it (SPEC §7).
+    pub(crate) fn leaving_no_trace_on_error<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let mut saved = Vec::new();
+        self.for_each_dropout(&mut |_, d| saved.push((d.calls(), d.stats())));
+        let result = f(self);
+        if result.is_err() {
+            let mut saved = saved.into_iter();
+            self.for_each_dropout(&mut |_, d| {
+                let (calls, stats) = saved.next().expect("same layers");
+                d.rewind(calls, stats);
+            });
+        }
+        result
     }
 
     /// Runs the model in `Eval` (dropout is the identity, BatchNorm uses moving statistics).

@@ -13,7 +13,7 @@ pub fn config(default_cases: u32) -> Config {
         config.cases = default_cases;
     }
     if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(0x6e6e_6368_6563_6b);
+        config.rng_seed = RngSeed::Fixed(0x006e_6e63_6865_636b);
     }
     // Beside the test file: tests/<name>.proptest-regressions, committed.
     config.failure_persistence = Some(Box::new(FileFailurePersistence::WithSource(
