@@ -6,6 +6,9 @@
 //! *proposes* `moving = moving * momentum + batch * (1 - momentum)`; the update is
 //! applied by [`Layer::commit_state`] once the training step is known to be good,
 //! so a step rejected for a non-finite loss leaves the statistics untouched.
+//! A batch with no rows (a per-sample axis of length 0) has no statistics and is
+//! normalised with the moving ones; the channel count is checked against the
+//! element cap before anything is allocated.
 
 use crate::error::{Error, Result};
 use crate::layer::{
@@ -149,6 +152,9 @@ impl<F: Element> Layer<F> for BatchNormalization<F> {
                         name: "BatchNormalization channels",
                     });
                 }
+                // The other axes may be 0, so the input's element count does not
+                // bound the channels: check them before allocating four vectors.
+                crate::tensor::checked_len(&[channels])?;
                 let ones = || ArrayD::ones(vec![channels]);
                 let zeros = || ArrayD::zeros(vec![channels]);
                 self.gamma = Some(Weight::new("gamma", WeightKind::Param, ones()));
@@ -183,7 +189,9 @@ impl<F: Element> Layer<F> for BatchNormalization<F> {
         let shape = x.shape().to_vec();
         let x = to_rows(x.as_standard_layout().into_owned(), channels);
         let effectively_trainable = ctx.path_trainable && self.trainable;
-        let batch_stats = ctx.phase == Phase::Train && effectively_trainable;
+        // A batch with no rows (a per-sample axis of length 0) has no statistics:
+        // it is normalised with the moving ones and proposes no update.
+        let batch_stats = ctx.phase == Phase::Train && effectively_trainable && x.nrows() > 0;
         let eps = F::round_from(self.epsilon);
         let (mean, var) = if batch_stats {
             let mean = x.mean_axis(Axis(0)).expect("rows >= 1");

@@ -1,0 +1,151 @@
+//! Fuzz target bodies, compiled with the `arbitrary` cargo feature.
+//!
+//! Each submodule holds one target's body as `pub fn run(data: &[u8])`. The same
+//! body runs from the cargo-fuzz crate in `fuzz/` (coverage-guided, nightly) and
+//! from `tests/fuzz_corpus_replay.rs` (every committed corpus and regression file,
+//! stable toolchain), so `cargo test` is the regression gate even without nightly.
+//!
+//! A body decodes the bytes with [`arbitrary::Unstructured`], drives the public API
+//! and panics only when an invariant is violated (SPEC §2, §3, §5, §7):
+//! - [`dropout`]: invalid configuration gives the typed error; valid configuration
+//!   gives the exact mask, zeros, scale and eval identity of SPEC §2.
+//! - [`model_build`]: any stack or graph is either a typed error or a model whose
+//!   forward works on inputs of its declared shape and returns its declared shape.
+//! - [`fit_sequence`]: frozen weights never move, a rejected call changes nothing,
+//!   and a fit stopped by a non-finite step keeps the weights of its last good step.
+//! - [`batch_norm`]: frozen or `Eval` BatchNorm never moves its statistics.
+//!
+//! Sizes are bounded inside the bodies (at most [`MAX_FUZZ_ELEMENTS`] elements per
+//! allocated tensor) so one execution stays in the millisecond range. A body never
+//! panics on exhausted input: it stops early instead.
+
+pub mod batch_norm;
+pub mod dropout;
+pub mod fit_sequence;
+pub mod model_build;
+
+use crate::error::Error;
+use crate::model::Model;
+use crate::optim::SlotState;
+use crate::tensor::{bits_equal, Element};
+use arbitrary::Unstructured;
+use ndarray::ArrayD;
+
+/// The most elements a fuzz body allocates for one tensor.
+pub const MAX_FUZZ_ELEMENTS: usize = 4096;
+
+/// What a body returns internally; running out of bytes ends the run quietly.
+pub(crate) type FuzzResult = arbitrary::Result<()>;
+
+/// An `f32` that is often special: NaN (with payloads), infinities, signed zeros,
+/// subnormals, extremes, raw bit patterns, or a small ordinary number.
+///
+/// ```
+/// let mut u = arbitrary::Unstructured::new(&[0, 0, 0, 0, 0]);
+/// assert!(nncheck::fuzzing::any_f32(&mut u).unwrap().is_nan());
+/// ```
+pub fn any_f32(u: &mut Unstructured<'_>) -> arbitrary::Result<f32> {
+    let sign = |neg: bool| if neg { 0x8000_0000u32 } else { 0 };
+    Ok(match u.int_in_range(0u8..=15)? {
+        0 => f32::NAN,
+        1 => f32::from_bits(u.arbitrary::<u32>()? | 0x7f80_0001),
+        2 => f32::INFINITY,
+        3 => f32::NEG_INFINITY,
+        4 => 0.0,
+        5 => -0.0,
+        6 => f32::from_bits(u.int_in_range(1u32..=0x007f_ffff)? | sign(u.arbitrary()?)),
+        7 => {
+            if u.arbitrary()? {
+                f32::MAX
+            } else {
+                f32::MIN
+            }
+        }
+        8 => f32::from_bits(u.arbitrary::<u32>()?),
+        _ => small_f32(u)?,
+    })
+}
+
+/// A small ordinary `f32` in about `[-8, 8]`, on a 1/4096 grid.
+pub fn small_f32(u: &mut Unstructured<'_>) -> arbitrary::Result<f32> {
+    Ok(f32::from(u.arbitrary::<i16>()?) / 4096.0)
+}
+
+/// An array of `shape` filled with [`small_f32`], or with [`any_f32`] when `wild`.
+///
+/// The caller keeps `shape` within [`MAX_FUZZ_ELEMENTS`] elements.
+pub fn array(
+    u: &mut Unstructured<'_>,
+    shape: &[usize],
+    wild: bool,
+) -> arbitrary::Result<ArrayD<f32>> {
+    let n: usize = shape.iter().product();
+    let mut values = Vec::with_capacity(n);
+    for _ in 0..n {
+        values.push(if wild { any_f32(u)? } else { small_f32(u)? });
+    }
+    Ok(ArrayD::from_shape_vec(shape.to_vec(), values).expect("length is the product"))
+}
+
+/// True for the two errors a training step reports for non-finite numbers (the
+/// ones that may follow earlier good steps of the same `fit`); every other error
+/// is a rejection of bad input and must leave the model exactly as it was.
+pub fn is_non_finite(e: &Error) -> bool {
+    matches!(e, Error::NonFiniteLoss { .. } | Error::NonFiniteStep { .. })
+}
+
+/// Every weight of a model and its optimizer state, for bit-exact comparisons.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// `get_weights()`.
+    pub weights: Vec<ArrayD<f32>>,
+    /// `optimizer_state()`.
+    pub state: Vec<(String, Option<SlotState<f32>>)>,
+}
+
+impl Snapshot {
+    /// Takes the snapshot of `model`.
+    pub fn of(model: &Model<f32>) -> Self {
+        Snapshot {
+            weights: model.get_weights(),
+            state: model.optimizer_state(),
+        }
+    }
+
+    /// True when both snapshots agree bit for bit (weights, slots, step counts, paths).
+    pub fn bits_equal(&self, other: &Snapshot) -> bool {
+        self.weights.len() == other.weights.len()
+            && self
+                .weights
+                .iter()
+                .zip(&other.weights)
+                .all(|(a, b)| bits_equal(a, b))
+            && self.state.len() == other.state.len()
+            && self
+                .state
+                .iter()
+                .zip(&other.state)
+                .all(|((pa, sa), (pb, sb))| pa == pb && slots_bits_equal(sa.as_ref(), sb.as_ref()))
+    }
+}
+
+/// True when two optional optimizer slot states agree bit for bit.
+pub fn slots_bits_equal<F: Element>(a: Option<&SlotState<F>>, b: Option<&SlotState<F>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.steps == b.steps
+                && a.slots.len() == b.slots.len()
+                && a.slots.iter().zip(&b.slots).all(|(x, y)| bits_equal(x, y))
+        }
+        _ => false,
+    }
+}
+
+/// The element count of `shape` if it is at most `cap`, without overflow.
+pub(crate) fn len_within(shape: &[usize], cap: usize) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= cap)
+}
