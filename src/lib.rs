@@ -38,6 +38,8 @@
 pub mod check;
 pub mod error;
 pub mod fit;
+#[cfg(feature = "arbitrary")]
+pub mod fuzzing;
 pub mod layer;
 pub mod layers;
 pub mod loss;

@@ -44,6 +44,23 @@ pub trait Element:
     fn to_f64(self) -> f64;
     /// The raw bits, widened to u64, for bit-exact comparisons.
     fn to_bits_u64(self) -> u64;
+    /// `+0.0` where `mask` is all ones, `self` (bit for bit) where it is zero; other
+    /// masks are never passed. f32 and f64 clear the bits under the mask, which is
+    /// branch-free and lets the dropout kernel's select loop vectorise.
+    ///
+    /// ```
+    /// use nncheck::Element;
+    /// assert_eq!(f32::NAN.zero_where(u32::MAX).to_bits(), 0);
+    /// assert_eq!((-1.5f64).zero_where(0), -1.5);
+    /// ```
+    #[inline(always)]
+    fn zero_where(self, mask: u32) -> Self {
+        if mask != 0 {
+            Self::zero()
+        } else {
+            self
+        }
+    }
 }
 
 impl Element for f32 {
@@ -57,6 +74,10 @@ impl Element for f32 {
     fn to_bits_u64(self) -> u64 {
         u64::from(self.to_bits())
     }
+    #[inline(always)]
+    fn zero_where(self, mask: u32) -> Self {
+        f32::from_bits(self.to_bits() & !mask)
+    }
 }
 
 impl Element for f64 {
@@ -69,6 +90,11 @@ impl Element for f64 {
     }
     fn to_bits_u64(self) -> u64 {
         self.to_bits()
+    }
+    #[inline(always)]
+    fn zero_where(self, mask: u32) -> Self {
+        // Sign-extend: an all-ones u32 becomes an all-ones u64.
+        f64::from_bits(self.to_bits() & !(mask as i32 as i64 as u64))
     }
 }
 

@@ -19,9 +19,18 @@
 //! index): never on batch split, chunking or thread count. [`reference_mask`] is
 //! this definition as a plain loop; the fast kernel in
 //! [`crate::layers::dropout_kernel`] is tested against it.
+//!
+//! # Where the kernel runs
+//! A train-phase call without a noise shape on a standard-layout array runs the
+//! kernel in place and keeps no mask: backward recomputes it from the (seed, call)
+//! of that forward with the same kernel (one more keystream pass, no memory held
+//! between forward and backward, and the same mask bit for bit). With a noise shape
+//! or another memory layout the kernel's mask (equal to [`reference_mask`]) is
+//! materialised and broadcast, and kept for backward.
 
 use crate::error::{Error, Result};
 use crate::layer::{leaf_layer_common, Layer, WeightVisitor, WeightVisitorMut};
+use crate::layers::dropout_kernel::DropoutKernel;
 use crate::phase::{ForwardCtx, Phase};
 use crate::rng::{os_seed, SeedSequence};
 use crate::tensor::{checked_len, Element};
@@ -116,11 +125,17 @@ pub struct DropoutCall<'a, F: Element> {
 pub type DropoutObserver<F> = Box<dyn FnMut(&DropoutCall<'_, F>) + Send>;
 
 /// What backward needs from the forward.
+///
+/// The fast path stores no mask: backward recomputes it from the (seed, call,
+/// threshold) of the forward with the same kernel, since the mask depends on
+/// nothing else. This keeps the forward at one pass over the data and costs no
+/// memory between forward and backward; backward pays one more keystream pass.
 #[derive(Debug, Clone)]
 enum MaskCache {
     Identity,
     AllDropped,
     Cells(ArrayD<bool>),
+    Recompute(DropoutKernel),
 }
 
 /// Inverted dropout with Keras semantics; see the module docs for the exact mask.
@@ -238,6 +253,13 @@ impl<F: Element> Dropout<F> {
         self.stats
     }
 
+    /// Puts the mask sequence and counters back where they stood before a call
+    /// that failed, so a rejected call leaves no trace (SPEC §7).
+    pub(crate) fn rewind(&mut self, calls: u64, stats: DropoutStats) {
+        self.calls = calls;
+        self.stats = stats;
+    }
+
     /// Zeroes the counters.
     pub fn reset_stats(&mut self) {
         self.stats = DropoutStats::default();
@@ -323,7 +345,18 @@ impl<F: Element> Dropout<F> {
             self.stats.draws_dropped += cells as u64;
             return Ok(MaskCache::AllDropped);
         }
-        let mask = reference_mask(self.seed, call, self.threshold, cells);
+        let kernel = DropoutKernel::new(self.seed, call, self.threshold);
+        if self.noise_shape.is_none() {
+            if let Some(slice) = x.as_slice_mut() {
+                let dropped = kernel_forward_in_place(&kernel, slice, self.scale)?;
+                self.stats.units_dropped += dropped;
+                self.stats.draws_dropped += dropped;
+                return Ok(MaskCache::Recompute(kernel));
+            }
+        }
+        // Noise shape or a non-standard layout: materialise the cell mask (the
+        // kernel's mask equals `reference_mask`) and broadcast it.
+        let mask = kernel.mask(cells);
         let mask = ArrayD::from_shape_vec(cell_shape, mask).expect("length is the cell count");
         let scale = self.scale;
         let broadcast = mask.broadcast(x.raw_dim()).expect("noise shape validated");
@@ -338,12 +371,31 @@ impl<F: Element> Dropout<F> {
     }
 }
 
+/// Runs the kernel on a whole buffer: on the rayon pool for large buffers when the
+/// `rayon` feature is on (same output, see the kernel's docs), else on this thread.
+fn kernel_forward_in_place<F: Element>(
+    kernel: &DropoutKernel,
+    x: &mut [F],
+    scale: F,
+) -> Result<u64> {
+    #[cfg(feature = "rayon")]
+    if x.len() >= 1 << 18 {
+        return kernel.forward_in_place_chunked(x, scale, rayon::current_num_threads());
+    }
+    kernel.forward_in_place(x, scale)
+}
+
 impl<F: Element> Layer<F> for Dropout<F> {
     leaf_layer_common!();
 
     fn build(&mut self, input_shape: &[usize], seeds: &mut SeedSequence) -> Result<Vec<usize>> {
         if let Some(noise) = &self.noise_shape {
-            if noise.len() != input_shape.len() + 1 {
+            // Every axis but the batch is known now: reject what can never fit.
+            let misfit = noise[1.min(noise.len())..]
+                .iter()
+                .zip(input_shape)
+                .any(|(n, &s)| n.is_some_and(|n| n != 1 && n != s));
+            if noise.len() != input_shape.len() + 1 || misfit {
                 let mut with_batch = vec![0];
                 with_batch.extend_from_slice(input_shape);
                 return Err(Error::InvalidNoiseShape {
@@ -399,6 +451,18 @@ impl<F: Element> Layer<F> for Dropout<F> {
         match cache {
             MaskCache::Identity => {}
             MaskCache::AllDropped => dy.fill(F::zero()),
+            MaskCache::Recompute(kernel) => match dy.as_slice_mut() {
+                Some(slice) => {
+                    kernel_forward_in_place(kernel, slice, self.scale)?;
+                }
+                None => {
+                    let mask = kernel.mask(dy.len());
+                    let scale = self.scale;
+                    dy.iter_mut().zip(mask).for_each(|(d, drop)| {
+                        *d = if drop { F::zero() } else { *d * scale };
+                    });
+                }
+            },
             MaskCache::Cells(mask) => {
                 let scale = self.scale;
                 let broadcast = mask.broadcast(dy.raw_dim()).expect("same shape as forward");

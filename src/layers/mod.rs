@@ -4,6 +4,7 @@ pub mod batch_norm;
 pub mod concat;
 pub mod dense;
 pub mod dropout;
+pub mod dropout_kernel;
 pub mod relu;
 
 pub use batch_norm::BatchNormalization;

@@ -1,0 +1,271 @@
+//! The fast dropout kernel against the plain definition of the mask.
+//!
+//! Invariants proved: the kernel (out of place, in place, chunked, and through the
+//! `Dropout` layer's forward and backward) is bit-identical to `reference_mask`
+//! followed by the plain select, for every seed, call, rate and length; and its output
+//! depends only on (seed, call, element index), never on the split into parts (which
+//! is what threads get) or on the total length. With the `rayon` feature, 1 and 2
+//! threads give the same bits.
+
+use ndarray::ArrayD;
+use nncheck::layers::dropout::{drop_threshold, reference_mask, TIE_WINDOW};
+use nncheck::layers::dropout_kernel::DropoutKernel;
+use nncheck::{Dropout, Layer, Phase};
+use proptest::prelude::*;
+
+/// Lengths around window boundaries, plus small and arbitrary ones.
+fn lengths() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        0usize..20,
+        (TIE_WINDOW - 5)..(TIE_WINDOW + 5),
+        (2 * TIE_WINDOW - 3)..(2 * TIE_WINDOW + 3),
+        (3 * TIE_WINDOW - 1)..(3 * TIE_WINDOW + 300),
+        0usize..(10 * TIE_WINDOW + 1),
+    ]
+}
+
+/// Rates that stress every branch: ties that can drop (0.1, 0.3, 1e-9), ties that
+/// never drop (0.5, 1/256, 3/256), threshold 0 (1e-12), threshold 2^32 (1 - 1e-12),
+/// rate 1, and arbitrary rates.
+fn rates() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        Just(0.5),
+        Just(1.0 / 256.0),
+        Just(3.0 / 256.0),
+        Just(0.1),
+        Just(0.3),
+        Just(1e-9),
+        Just(1e-12),
+        Just(0.999_999),
+        Just(1.0 - 1e-12),
+        Just(1.0),
+        (0u32..=256).prop_map(|k| f64::from(k) / 256.0),
+        0.0f64..=1.0,
+    ]
+}
+
+/// Arbitrary f32 bit patterns (NaN payloads, infinities, -0.0, subnormals) mixed
+/// with ordinary values.
+fn inputs(n: usize) -> impl Strategy<Value = Vec<f32>> {
+    (any::<u64>(), any::<bool>()).prop_map(move |(s, raw)| {
+        let mut state = s | 1;
+        (0..n)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if raw {
+                    f32::from_bits(state as u32)
+                } else {
+                    i as f32 * 0.25 - 3.0
+                }
+            })
+            .collect()
+    })
+}
+
+fn case() -> impl Strategy<Value = (u64, u64, f64, Vec<f32>)> {
+    (any::<u64>(), any::<u64>(), rates(), lengths())
+        .prop_flat_map(|(seed, call, rate, n)| (Just(seed), Just(call), Just(rate), inputs(n)))
+}
+
+/// The plain statement: reference mask, then select.
+fn reference_select(mask: &[bool], x: &[f32], scale: f32) -> Vec<u32> {
+    x.iter()
+        .zip(mask)
+        .map(|(&v, &d)| if d { 0.0f32 } else { v * scale }.to_bits())
+        .collect()
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn scale_of(rate: f64) -> f32 {
+    if rate < 1.0 {
+        (1.0 / (1.0 - rate)) as f32
+    } else {
+        0.0
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Out of place, in place, chunked (1..=5 parts) and the mask: all equal the
+    /// reference, bit for bit, with the same drop count.
+    #[test]
+    fn kernel_matches_reference_select((seed, call, rate, x) in case(), parts in 1usize..=5) {
+        let t = drop_threshold(rate);
+        let scale = scale_of(rate);
+        let mask = reference_mask(seed, call, t, x.len());
+        let want = reference_select(&mask, &x, scale);
+        let want_dropped = mask.iter().filter(|&&d| d).count() as u64;
+        let kernel = DropoutKernel::new(seed, call, t);
+
+        prop_assert_eq!(kernel.mask(x.len()), mask);
+
+        let mut out = vec![f32::NAN; x.len()];
+        prop_assert_eq!(kernel.forward_into(&x, &mut out, scale).unwrap(), want_dropped);
+        prop_assert_eq!(bits(&out), want.clone());
+
+        let mut inplace = x.clone();
+        prop_assert_eq!(kernel.forward_in_place(&mut inplace, scale).unwrap(), want_dropped);
+        prop_assert_eq!(bits(&inplace), want.clone());
+
+        let mut chunked = vec![f32::NAN; x.len()];
+        prop_assert_eq!(
+            kernel.forward_into_chunked(&x, &mut chunked, scale, parts).unwrap(),
+            want_dropped
+        );
+        prop_assert_eq!(bits(&chunked), want.clone());
+
+        let mut chunked_inplace = x.clone();
+        prop_assert_eq!(
+            kernel.forward_in_place_chunked(&mut chunked_inplace, scale, parts).unwrap(),
+            want_dropped
+        );
+        prop_assert_eq!(bits(&chunked_inplace), want);
+    }
+
+    /// The output at index i depends only on (seed, call, i): any split into parts
+    /// (what threads get) and any total length give the same value there.
+    #[test]
+    fn output_depends_only_on_seed_call_index(
+        (seed, call, rate, x) in case(),
+        parts_a in 0usize..=9,
+        parts_b in 0usize..=9,
+        cut in 0.0f64..=1.0,
+    ) {
+        let t = drop_threshold(rate);
+        let scale = scale_of(rate);
+        let kernel = DropoutKernel::new(seed, call, t);
+        let mut a = vec![0.0f32; x.len()];
+        let mut b = vec![0.0f32; x.len()];
+        let da = kernel.forward_into_chunked(&x, &mut a, scale, parts_a).unwrap();
+        let db = kernel.forward_into_chunked(&x, &mut b, scale, parts_b).unwrap();
+        prop_assert_eq!(da, db);
+        prop_assert_eq!(bits(&a), bits(&b));
+
+        // A prefix of the input gets the prefix of the output.
+        let m = (x.len() as f64 * cut) as usize;
+        let mut prefix = vec![0.0f32; m];
+        kernel.forward_into_chunked(&x[..m], &mut prefix, scale, parts_b).unwrap();
+        prop_assert_eq!(bits(&prefix), bits(&a[..m]));
+
+        // A fresh kernel from the same (seed, call) agrees.
+        let again = DropoutKernel::new(seed, call, t);
+        let mut c = vec![0.0f32; x.len()];
+        again.forward_into(&x, &mut c, scale).unwrap();
+        prop_assert_eq!(bits(&c), bits(&a));
+    }
+
+    /// Through the layer: train forward and backward equal the reference mask's
+    /// select, call after call, in f32 and f64.
+    #[test]
+    fn layer_forward_backward_match_reference(
+        seed in any::<u64>(),
+        rate in rates(),
+        rows in 1usize..6,
+        cols in prop_oneof![1usize..10, 1000usize..3000],
+    ) {
+        let n = rows * cols;
+        let x: Vec<f32> = (0..n).map(|i| i as f32 - 7.5).collect();
+        let mut layer = Dropout::<f32>::new(rate).unwrap().with_seed(seed);
+        let mut layer64 = Dropout::<f64>::new(rate).unwrap().with_seed(seed);
+        let t = drop_threshold(rate);
+        let scale = layer.scale();
+        let scale64 = layer64.scale();
+        for call in 0..3u64 {
+            let xa = ArrayD::from_shape_vec(vec![rows, cols], x.clone()).unwrap();
+            let y = layer.apply(xa, Phase::Train).unwrap();
+            let mask = if rate == 0.0 {
+                vec![false; n]
+            } else {
+                reference_mask(seed, call, t, n)
+            };
+            prop_assert_eq!(
+                bits(y.as_slice().unwrap()),
+                reference_select(&mask, &x, scale)
+            );
+            let dy = ArrayD::from_shape_vec(vec![rows, cols], vec![1.5f32; n]).unwrap();
+            let dx = layer.backward(dy, true).unwrap().unwrap();
+            prop_assert_eq!(
+                bits(dx.as_slice().unwrap()),
+                reference_select(&mask, &vec![1.5f32; n], scale)
+            );
+
+            let x64 = ArrayD::from_shape_vec(
+                vec![rows, cols],
+                x.iter().map(|&v| f64::from(v)).collect(),
+            )
+            .unwrap();
+            let y64 = layer64.apply(x64, Phase::Train).unwrap();
+            for ((&o, &v), &d) in y64.iter().zip(&x).zip(&mask) {
+                let want = if d { 0.0 } else { f64::from(v) * scale64 };
+                prop_assert_eq!(o.to_bits(), want.to_bits());
+            }
+        }
+    }
+}
+
+/// A transposed (non-standard layout) input takes the mask path and still follows
+/// the row-major definition, forward and backward.
+#[test]
+fn non_standard_layout_follows_row_major_mask() {
+    let rate = 0.3;
+    let base = ArrayD::from_shape_fn(vec![70, 90], |i| (i[0] * 90 + i[1]) as f32);
+    let xt = base.clone().reversed_axes(); // shape [90, 70], Fortran order
+    let mut layer = Dropout::<f32>::new(rate).unwrap().with_seed(11);
+    let y = layer.apply(xt.clone(), Phase::Train).unwrap();
+    let mask = reference_mask(11, 0, drop_threshold(rate), xt.len());
+    let scale = layer.scale();
+    for ((&o, &v), &d) in y.iter().zip(xt.iter()).zip(&mask) {
+        assert_eq!(o.to_bits(), if d { 0.0 } else { v * scale }.to_bits());
+    }
+    let dy = ArrayD::from_elem(vec![70, 90], 2.0f32).reversed_axes();
+    let dx = layer.backward(dy, true).unwrap().unwrap();
+    for (&g, &d) in dx.iter().zip(&mask) {
+        assert_eq!(g.to_bits(), if d { 0.0 } else { 2.0 * scale }.to_bits());
+    }
+}
+
+/// Mismatched buffers are a typed error and leave the output untouched.
+#[test]
+fn length_mismatch_is_an_error() {
+    let kernel = DropoutKernel::new(1, 0, drop_threshold(0.5));
+    let mut out = vec![9.0f32; 3];
+    assert!(kernel.forward_into(&[1.0f32; 4], &mut out, 2.0).is_err());
+    assert_eq!(out, vec![9.0; 3]);
+}
+
+/// With rayon, a 1-thread and a 2-thread pool give the same bits, through the
+/// kernel and through the layer.
+#[cfg(feature = "rayon")]
+#[test]
+fn rayon_one_and_two_threads_agree() {
+    let n = 5 * TIE_WINDOW * 64 + 123;
+    let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 - 500.0).collect();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut out = vec![0.0f32; n];
+            let kernel = DropoutKernel::new(3, 1, drop_threshold(0.1));
+            let dropped = kernel
+                .forward_into_chunked(&x, &mut out, 1.0 / 0.9, rayon::current_num_threads())
+                .unwrap();
+            let mut layer = Dropout::<f32>::new(0.1).unwrap().with_seed(3);
+            let y = layer
+                .apply(
+                    ArrayD::from_shape_vec(vec![n], x.clone()).unwrap(),
+                    Phase::Train,
+                )
+                .unwrap();
+            (dropped, bits(&out), bits(y.as_slice().unwrap()))
+        })
+    };
+    assert_eq!(run(1), run(2));
+}
