@@ -1,6 +1,6 @@
 //! The one error type of the crate.
 //!
-//! Every public entry point returns [`Error`] for bad input instead of panicking
+//! Every public entry point returns [`Error`](enum@Error) for bad input instead of panicking
 //! (SPEC §7), and a call that returns an error has changed nothing in the model.
 //! Messages name the bad value and what was expected, so a new user can fix the
 //! call without reading the source.
@@ -39,13 +39,19 @@ pub enum Error {
         /// The shape that was given.
         got: Vec<usize>,
     },
-    /// A noise shape entry that is neither the input's size on that axis nor 1.
-    #[error("noise shape {noise_shape:?} does not fit input shape {input_shape:?}: every entry must equal the input's size on that axis or be 1")]
+    /// A noise shape entry that is neither the input's size on that axis nor 1, or a
+    /// noise shape of the wrong rank.
+    #[error(
+        "noise shape {} does not fit input shape {}: it needs one entry per axis, each `None`, 1 or the input's size on that axis",
+        dims(noise_shape, "None"),
+        dims(input_shape, "batch")
+    )]
     InvalidNoiseShape {
-        /// The noise shape as resolved against the input (batch included).
-        noise_shape: Vec<usize>,
-        /// The input's shape (batch included).
-        input_shape: Vec<usize>,
+        /// The noise shape as declared (`None`: the input's size on that axis).
+        noise_shape: Vec<Option<usize>>,
+        /// The input's shape, batch included (`None`: the batch axis, when the model
+        /// is being built and the batch size is not known yet).
+        input_shape: Vec<Option<usize>>,
     },
     /// A tensor with no elements where at least one is needed, e.g. an empty batch.
     #[error("{context}: empty input (shape {shape:?}); at least one sample is needed")]
@@ -137,4 +143,13 @@ pub enum Error {
         /// What is missing.
         reason: &'static str,
     },
+}
+
+/// Renders a shape whose unknown entries are written as `unknown`: `[batch, 4]`.
+fn dims(shape: &[Option<usize>], unknown: &str) -> String {
+    let entries: Vec<String> = shape
+        .iter()
+        .map(|d| d.map_or_else(|| unknown.to_string(), |d| d.to_string()))
+        .collect();
+    format!("[{}]", entries.join(", "))
 }

@@ -34,6 +34,7 @@
 //! let (_, stats) = &model.dropout_stats()[0];
 //! assert!(stats.units_dropped > 0 && stats.units_dropped < stats.units_seen);
 //! ```
+#![warn(missing_docs, missing_debug_implementations)]
 
 pub mod check;
 pub mod error;

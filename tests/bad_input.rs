@@ -258,8 +258,10 @@ fn bad_noise_shape_is_rejected_by_a_dropout_layer() {
         .with_noise_shape(noise);
     let x = data(2, 4);
     for phase in [Phase::Train, Phase::Eval] {
-        // The error names the noise shape as resolved and the input's shape.
-        let named = |n: &Vec<usize>, i: &Vec<usize>| *n == [2, 3] && *i == [2, 4];
+        // The error names the noise shape as declared and the input's shape.
+        let named = |n: &Vec<Option<usize>>, i: &Vec<Option<usize>>| {
+            *n == [None, Some(3)] && *i == [Some(2), Some(4)]
+        };
         assert_rejected!(
             dropout.apply(x.clone(), phase),
             Error::InvalidNoiseShape { noise_shape, input_shape } if named(noise_shape, input_shape)
@@ -664,4 +666,41 @@ fn non_finite_update_is_not_applied() {
         Error::NonFiniteStep { epoch: 0, step: 0, what: "update", weight } if weight == "net/dense/kernel"
     );
     assert_unchanged("overflowing update", &model, &before);
+}
+
+/// Messages name the bad value and what was expected; the README quotes these three
+/// verbatim, so this test keeps it true.
+#[test]
+fn messages_name_the_bad_value_and_what_was_expected() {
+    let rate = Dropout::<f32>::new(f64::NAN).unwrap_err().to_string();
+    assert_eq!(rate, "dropout rate must be a number in [0, 1], got NaN");
+
+    let noise = Sequential::<f32>::new("m")
+        .add(Dense::new(4))
+        .add(
+            Dropout::new(0.5)
+                .unwrap()
+                .with_noise_shape(vec![None, Some(3)]),
+        )
+        .build(&[3], Some(0))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        noise,
+        "noise shape [None, 3] does not fit input shape [batch, 4]: it needs one entry per \
+         axis, each `None`, 1 or the input's size on that axis"
+    );
+
+    let mut model = deterministic_network(Sgd::new(0.05));
+    let mut x = data(8, 3);
+    x[[6, 0]] = f32::NAN;
+    let loss = model
+        .fit(&x, &data(8, 1), &config(1, 4))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        loss,
+        "non-finite loss NaN at epoch 0, step 1: the step was not applied and the model \
+         keeps the weights of its last good step"
+    );
 }

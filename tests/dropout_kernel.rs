@@ -4,8 +4,8 @@
 //! `Dropout` layer's forward and backward) is bit-identical to `reference_mask`
 //! followed by the plain select, for every seed, call, rate and length; and its output
 //! depends only on (seed, call, element index), never on the split into parts (which
-//! is what threads get) or on the total length. With the `rayon` feature, 1 and 2
-//! threads give the same bits.
+//! is what threads get) or on the total length. Since every part runs on its own
+//! thread, 1 and 2 threads give the same bits (with or without the `rayon` feature).
 
 use ndarray::ArrayD;
 use nncheck::layers::dropout::{drop_threshold, reference_mask, TIE_WINDOW};
@@ -237,6 +237,32 @@ fn length_mismatch_is_an_error() {
     let mut out = vec![9.0f32; 3];
     assert!(kernel.forward_into(&[1.0f32; 4], &mut out, 2.0).is_err());
     assert_eq!(out, vec![9.0; 3]);
+}
+
+/// One thread and two threads give the same bits: two parts run on two threads
+/// (scoped threads, or the rayon pool with the `rayon` feature).
+#[test]
+fn one_and_two_threads_agree() {
+    let n = 5 * TIE_WINDOW * 64 + 123;
+    let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 - 500.0).collect();
+    for rate in [0.1, 0.5, 0.3] {
+        let kernel = DropoutKernel::new(3, 1, drop_threshold(rate));
+        let scale = scale_of(rate);
+        let run = |threads: usize| {
+            let mut out = vec![0.0f32; n];
+            let dropped = kernel
+                .forward_into_chunked(&x, &mut out, scale, threads)
+                .unwrap();
+            let mut in_place = x.clone();
+            let dropped_in_place = kernel
+                .forward_in_place_chunked(&mut in_place, scale, threads)
+                .unwrap();
+            (dropped, dropped_in_place, bits(&out), bits(&in_place))
+        };
+        let (one, two) = (run(1), run(2));
+        assert!(one.0 > 0, "rate {rate}: nothing dropped");
+        assert_eq!(one, two, "rate {rate}");
+    }
 }
 
 /// With rayon, a 1-thread and a 2-thread pool give the same bits, through the

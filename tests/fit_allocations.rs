@@ -11,39 +11,50 @@ use nncheck::optim::Adam;
 use nncheck::{Dense, Dropout, Layer, Loss, Model, Phase, ReLU, Sequential};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counts allocations made by threads that switched counting on.
+/// Counts, per thread, the allocations of threads that switched counting on.
+/// The counters are thread-local too: the tests of this file run in parallel,
+/// and one test's allocations must not show up in another's figures.
 struct Counting;
 
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
-/// Allocations under 256 bytes (shapes, names, boxed iterators).
-static SMALL: AtomicU64 = AtomicU64::new(0);
+/// Allocations, bytes, and allocations under 256 bytes (shapes, names, boxed
+/// iterators) made by this thread while counting was on.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    allocs: u64,
+    bytes: u64,
+    small: u64,
+}
 
 thread_local! {
     static ON: Cell<bool> = const { Cell::new(false) };
+    static COUNTS: Cell<Counts> = const { Cell::new(Counts { allocs: 0, bytes: 0, small: 0 }) };
 }
 
-// SAFETY: forwards to the system allocator; only counts on the side.
+fn count(size: usize) {
+    if ON.with(Cell::get) {
+        COUNTS.with(|c| {
+            let mut n = c.get();
+            n.allocs += 1;
+            n.bytes += size as u64;
+            n.small += u64::from(size < 256);
+            c.set(n);
+        });
+    }
+}
+
+// SAFETY: forwards to the system allocator; only counts on the side, in
+// const-initialised thread-locals that never allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ON.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-            BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
-            SMALL.fetch_add(u64::from(layout.size() < 256), Ordering::Relaxed);
-        }
+        count(layout.size());
         System.alloc(layout)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         System.dealloc(ptr, layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if ON.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-            BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
-            SMALL.fetch_add(u64::from(new_size < 256), Ordering::Relaxed);
-        }
+        count(new_size);
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -51,20 +62,23 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The counters of this thread.
+fn counts() -> Counts {
+    COUNTS.with(Cell::get)
+}
+
 /// (allocations, bytes) made by `f` on this thread.
 fn counted<T>(f: impl FnOnce() -> T) -> (u64, u64, T) {
-    let (a0, b0) = (
-        ALLOCS.load(Ordering::Relaxed),
-        BYTES.load(Ordering::Relaxed),
-    );
+    let before = counts();
     ON.with(|on| on.set(true));
     let out = f();
     ON.with(|on| on.set(false));
-    let (a1, b1) = (
-        ALLOCS.load(Ordering::Relaxed),
-        BYTES.load(Ordering::Relaxed),
-    );
-    (a1 - a0, b1 - b0, out)
+    let after = counts();
+    (
+        after.allocs - before.allocs,
+        after.bytes - before.bytes,
+        out,
+    )
 }
 
 fn model(frozen_base: bool) -> Model<f32> {
@@ -102,9 +116,9 @@ fn a_training_step_allocates_the_same_at_step_10_and_step_1000() {
         for _ in 0..1000 {
             m.train_on_batch(&x, &y).unwrap();
         }
-        let small = SMALL.load(Ordering::Relaxed);
+        let small = counts().small;
         let (late_allocs, late_bytes, _) = counted(|| m.train_on_batch(&x, &y).unwrap());
-        let small = SMALL.load(Ordering::Relaxed) - small;
+        let small = counts().small - small;
         println!(
             "frozen base: {frozen}: one train_on_batch step: {late_allocs} allocations \
              ({small} under 256 bytes), {late_bytes} bytes (batch x+y = {batch_bytes} bytes)"

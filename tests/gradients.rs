@@ -371,7 +371,7 @@ fn randomise_weights(model: &mut Model<f64>, seed: u64) {
 }
 
 proptest! {
-    #![proptest_config(common::config(32))]
+    #![proptest_config(common::config(256))]
 
     #[test]
     fn dense_input_kernel_and_bias_gradients_match(

@@ -19,7 +19,7 @@ fn shapes() -> impl Strategy<Value = Vec<usize>> {
 }
 
 proptest! {
-    #![proptest_config(common::config(24))]
+    #![proptest_config(common::config(256))]
 
     #[test]
     fn dropout_battery_passes(rate in 0.001f64..0.999, shape in shapes(), seed in any::<u64>()) {

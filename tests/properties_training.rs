@@ -8,7 +8,7 @@ use nncheck::check::battery::{training_battery, OptimizerKind, TrainingCase};
 use proptest::prelude::*;
 
 proptest! {
-    #![proptest_config(common::config(40))]
+    #![proptest_config(common::config(1000))]
 
     #[test]
     fn training_battery_passes(

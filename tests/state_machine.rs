@@ -543,7 +543,7 @@ impl StateMachineTest for FreezingModel {
 }
 
 prop_state_machine! {
-    #![proptest_config(common::config(64))]
+    #![proptest_config(common::config(1000))]
 
     /// Random sequences of freezing, training and inference on model_AB.
     #[test]

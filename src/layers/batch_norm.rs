@@ -59,6 +59,18 @@ pub struct BatchNormalization<F: Element> {
     cache: Option<BatchNormCache<F>>,
 }
 
+impl<F: Element> std::fmt::Debug for BatchNormalization<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchNormalization")
+            .field("name", &self.name)
+            .field("trainable", &self.trainable)
+            .field("momentum", &self.momentum)
+            .field("epsilon", &self.epsilon)
+            .field("channels", &self.gamma.as_ref().map(|g| g.value.len()))
+            .finish_non_exhaustive()
+    }
+}
+
 impl<F: Element> Default for BatchNormalization<F> {
     fn default() -> Self {
         Self::new()

@@ -33,6 +33,21 @@ pub struct Dense<F: Element> {
     cache: Option<(Array2<F>, bool)>,
 }
 
+impl<F: Element> std::fmt::Debug for Dense<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dense")
+            .field("name", &self.name)
+            .field("trainable", &self.trainable)
+            .field("units", &self.units)
+            .field("seed", &self.seed)
+            .field(
+                "kernel_shape",
+                &self.kernel.as_ref().map(|k| k.value.shape()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 impl<F: Element> Dense<F> {
     /// A Dense layer with `units` outputs; the input width is taken at build.
     pub fn new(units: usize) -> Self {

@@ -106,6 +106,7 @@ pub struct DropoutStats {
 }
 
 /// What an observer sees of one forward call.
+#[derive(Debug)]
 pub struct DropoutCall<'a, F: Element> {
     /// The layer's path-free name.
     pub layer: &'a str,
@@ -164,6 +165,20 @@ pub struct Dropout<F: Element> {
     stats: DropoutStats,
     cache: Option<(MaskCache, Vec<usize>)>,
     observer: Option<DropoutObserver<F>>,
+}
+
+impl<F: Element> std::fmt::Debug for Dropout<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dropout")
+            .field("name", &self.name)
+            .field("trainable", &self.trainable)
+            .field("rate", &self.rate)
+            .field("noise_shape", &self.noise_shape)
+            .field("seed", &self.seed)
+            .field("calls", &self.calls)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<F: Element> Dropout<F> {
@@ -284,8 +299,8 @@ impl<F: Element> Dropout<F> {
             && resolved.iter().zip(shape).all(|(&n, &s)| n == s || n == 1);
         if !fits {
             return Err(Error::InvalidNoiseShape {
-                noise_shape: resolved,
-                input_shape: shape.to_vec(),
+                noise_shape: noise.clone(),
+                input_shape: shape.iter().copied().map(Some).collect(),
             });
         }
         Ok(resolved)
@@ -396,10 +411,11 @@ impl<F: Element> Layer<F> for Dropout<F> {
                 .zip(input_shape)
                 .any(|(n, &s)| n.is_some_and(|n| n != 1 && n != s));
             if noise.len() != input_shape.len() + 1 || misfit {
-                let mut with_batch = vec![0];
-                with_batch.extend_from_slice(input_shape);
+                let with_batch = std::iter::once(None)
+                    .chain(input_shape.iter().copied().map(Some))
+                    .collect();
                 return Err(Error::InvalidNoiseShape {
-                    noise_shape: noise.iter().map(|n| n.unwrap_or(0)).collect(),
+                    noise_shape: noise.clone(),
                     input_shape: with_batch,
                 });
             }

@@ -26,7 +26,8 @@
 //!   and the result is applied with a mask, not a branch.
 //! - Chunked execution ([`DropoutKernel::forward_into_chunked`]) splits the cells at
 //!   window boundaries and seeks each part independently, so any split gives the same
-//!   output. With the cargo feature `rayon` the parts run on the rayon pool.
+//!   output. The parts run on their own threads (scoped threads, or the rayon pool
+//!   with the cargo feature `rayon`).
 //!
 //! Throughput (single thread, this repository's `cargo bench --bench dropout`) is
 //! bounded by ChaCha8 itself: one keystream byte per cell costs about as much as
@@ -132,7 +133,8 @@ impl DropoutKernel {
     /// [`forward_into`](Self::forward_into) split into `parts` independent parts at
     /// tie-window boundaries (`0` counts as 1; more parts than windows are merged).
     /// Each part seeks the keystream itself, so the output is the same for every
-    /// `parts`; with the `rayon` feature the parts run in parallel.
+    /// `parts`. The parts run in parallel: one scoped thread each, or on the rayon pool
+    /// with the `rayon` feature.
     ///
     /// ```
     /// use nncheck::layers::dropout_kernel::DropoutKernel;
@@ -690,30 +692,57 @@ fn part_len(len: usize, parts: usize) -> usize {
     windows.div_ceil(parts.clamp(1, windows)) * TIE_WINDOW
 }
 
+/// Most threads [`run_parts`] starts without rayon: more parts than this are merged.
+#[cfg(not(feature = "rayon"))]
+const MAX_SCOPED_THREADS: usize = 64;
+
 /// Runs `f(first_window, out_part, x_part)` on consecutive parts of `part` cells and
-/// sums the drop counts; in parallel with the `rayon` feature.
+/// sums the drop counts. The parts run in parallel: on the rayon pool with the
+/// `rayon` feature, else one scoped thread per part, so asking for two parts is
+/// running on two threads whichever way the crate was built (the thread-independence
+/// tests rely on it).
 fn run_parts<F, G>(out: &mut [F], x: Option<&[F]>, part: usize, f: G) -> u64
 where
     F: Element,
     G: Fn(usize, &mut [F], Option<&[F]>) -> u64 + Sync,
 {
+    if out.len() <= part {
+        return f(0, out, x);
+    }
     let windows_per_part = part / TIE_WINDOW;
     let x_part = |j: usize| x.map(|x| &x[j * part..((j + 1) * part).min(x.len())]);
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
-        if out.len() > part {
-            return out
-                .par_chunks_mut(part)
-                .enumerate()
-                .map(|(j, o)| f(j * windows_per_part, o, x_part(j)))
-                .sum();
-        }
+        out.par_chunks_mut(part)
+            .enumerate()
+            .map(|(j, o)| f(j * windows_per_part, o, x_part(j)))
+            .sum()
     }
-    out.chunks_mut(part)
-        .enumerate()
-        .map(|(j, o)| f(j * windows_per_part, o, x_part(j)))
-        .sum()
+    #[cfg(not(feature = "rayon"))]
+    {
+        let parts = out.len().div_ceil(part);
+        if parts > MAX_SCOPED_THREADS {
+            // Merge whole parts so each thread still starts on a window boundary.
+            let merged = part * parts.div_ceil(MAX_SCOPED_THREADS);
+            return run_parts(out, x, merged, f);
+        }
+        let f = &f;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = out
+                .chunks_mut(part)
+                .enumerate()
+                .map(|(j, o)| {
+                    let xj = x_part(j);
+                    scope.spawn(move || f(j * windows_per_part, o, xj))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a dropout kernel part panicked"))
+                .sum()
+        })
+    }
 }
 
 #[cfg(test)]

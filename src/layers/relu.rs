@@ -23,6 +23,15 @@ pub struct ReLU<F: Element> {
     cache: Option<ArrayD<F>>,
 }
 
+impl<F: Element> std::fmt::Debug for ReLU<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReLU")
+            .field("name", &self.name)
+            .field("trainable", &self.trainable)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<F: Element> Default for ReLU<F> {
     fn default() -> Self {
         Self::new()

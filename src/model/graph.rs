@@ -201,6 +201,15 @@ pub struct Functional<F: Element> {
     taken_names: Vec<String>,
 }
 
+impl<F: Element> std::fmt::Debug for Functional<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Functional")
+            .field("name", &self.name)
+            .field("nodes", &self.nodes.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<F: Element> Functional<F> {
     /// A new, empty graph; `seed` pins every initialiser and mask (OS entropy when `None`).
     pub fn new(name: impl Into<String>, seed: Option<u64>) -> Self {

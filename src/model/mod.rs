@@ -56,6 +56,18 @@ pub struct Model<F: Element = f32> {
     last_path: bool,
 }
 
+impl<F: Element> std::fmt::Debug for Model<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("name", &self.name)
+            .field("trainable", &self.trainable)
+            .field("input_shape", &self.input_shape)
+            .field("output_shape", &self.output_shape)
+            .field("compiled", &self.compiled.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// One weight as `trainable_weights` and friends list it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WeightInfo {

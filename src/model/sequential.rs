@@ -109,6 +109,16 @@ pub struct Sequential<F: Element> {
     nodes: Vec<(Box<dyn Layer<F>>, Option<Phase>)>,
 }
 
+impl<F: Element> std::fmt::Debug for Sequential<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let layers: Vec<&str> = self.nodes.iter().map(|(l, _)| l.name()).collect();
+        f.debug_struct("Sequential")
+            .field("name", &self.name)
+            .field("layers", &layers)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<F: Element> Sequential<F> {
     /// An empty stack named `name`.
     pub fn new(name: impl Into<String>) -> Self {
