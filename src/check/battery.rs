@@ -13,7 +13,7 @@ use super::frozen::{
     check_freeze_is_recursive, check_frozen_weights_unchanged, check_gradient_passes_frozen_layer,
     check_trainable_weights_changed, WeightSnapshot,
 };
-use super::phase::check_pin_stays_in_subtree;
+use super::phase::{check_pin_stays_in_subtree, units_seen_and_dropped_under};
 use super::report::CheckReport;
 use crate::error::Result;
 use crate::fit::FitConfig;
@@ -297,16 +297,6 @@ fn data(seed: u64, samples: usize) -> (ArrayD<f32>, ArrayD<f32>) {
     (x, y)
 }
 
-fn dropout_stats_of(model: &Model<f32>, prefix: &str) -> (u64, u64) {
-    model
-        .dropout_stats()
-        .iter()
-        .filter(|(p, _)| p.starts_with(prefix))
-        .fold((0, 0), |(s, d), (_, st)| {
-            (s + st.units_seen, d + st.units_dropped)
-        })
-}
-
 /// Every SPEC §3–§5 check on one configuration.
 pub fn training_battery(case: &TrainingCase) -> Result<Vec<CheckReport>> {
     let subject = format!(
@@ -356,9 +346,9 @@ pub fn training_battery(case: &TrainingCase) -> Result<Vec<CheckReport>> {
         .filter(|(p, _)| p.starts_with("model/base"))
         .collect();
     let head_before = WeightSnapshot::of(&model, "model/head");
-    let dropout_before = dropout_stats_of(&model, "model/base");
+    let dropout_before = units_seen_and_dropped_under(&model, "model/base");
     model.fit(&x, &y, &fit)?;
-    let dropout_after_fit = dropout_stats_of(&model, "model/base");
+    let dropout_after_fit = units_seen_and_dropped_under(&model, "model/base");
     reports.push(check_frozen_weights_unchanged(
         &subject,
         &frozen_before,
@@ -402,7 +392,7 @@ pub fn training_battery(case: &TrainingCase) -> Result<Vec<CheckReport>> {
     ));
     model.predict(&x)?;
     model.evaluate(&x, &y)?;
-    let after_eval = dropout_stats_of(&model, "model/base");
+    let after_eval = units_seen_and_dropped_under(&model, "model/base");
     reports.push(exact(
         "dropout_inactive_in_predict_evaluate",
         &subject,

@@ -160,13 +160,7 @@ pub fn check_train_call_exact<F: Element>(
             audit.observe(x.view(), y.view(), rate);
             audit.report(subject, rate)
         }
-        Err(e) => CheckReport::exact(
-            "survivors_scaled_exactly",
-            subject,
-            format!("error: {e}"),
-            "a result".into(),
-            false,
-        ),
+        Err(e) => CheckReport::errored("survivors_scaled_exactly", subject, e),
     }
 }
 
@@ -189,27 +183,18 @@ pub fn check_train_drop_rate<F: Element>(
                 draws += y.len() as u64;
                 dropped += y.iter().filter(|v| v.to_bits_u64() == zero).count() as u64;
             }
-            Err(e) => {
-                return CheckReport::exact(
-                    "drop_rate_binomial",
-                    subject,
-                    format!("error: {e}"),
-                    "a result".into(),
-                    false,
-                )
-            }
+            Err(e) => return CheckReport::errored("drop_rate_binomial", subject, e),
         }
     }
     check_drop_rate(subject, draws, dropped, rate, alpha)
 }
 
 /// Drop indicators (`true` = output `+0.0`) of one train call on nonzero `x`.
-fn drops<F: Element>(layer: &mut impl DropoutLike<F>, x: &ArrayD<F>) -> Result<Vec<bool>, String> {
+fn drops<F: Element>(layer: &mut impl DropoutLike<F>, x: &ArrayD<F>) -> crate::Result<Vec<bool>> {
     let zero = F::zero().to_bits_u64();
     layer
         .run(x.clone(), Phase::Train)
         .map(|y| y.iter().map(|v| v.to_bits_u64() == zero).collect())
-        .map_err(|e| format!("error: {e}"))
 }
 
 /// Per-position uniformity: over `calls` train calls on nonzero `x`, each
@@ -235,15 +220,7 @@ pub fn check_per_position_uniformity<F: Element>(
                 .iter()
                 .zip(&mut counts)
                 .for_each(|(&d, c)| *c += u64::from(d)),
-            Err(e) => {
-                return CheckReport::exact(
-                    "per_position_uniformity",
-                    subject,
-                    e,
-                    "a result".into(),
-                    false,
-                )
-            }
+            Err(e) => return CheckReport::errored("per_position_uniformity", subject, e),
         }
     }
     let (stat, p_value) = super::stats::binomial_dispersion(&counts, calls, rate);
@@ -309,13 +286,9 @@ pub fn check_successive_calls_independent<F: Element>(
             let pairs: Vec<_> = a.into_iter().zip(b).collect();
             check_joint_drops("successive_calls_independent", subject, &pairs, rate, alpha)
         }
-        (Err(e), _) | (_, Err(e)) => CheckReport::exact(
-            "successive_calls_independent",
-            subject,
-            e,
-            "a result".into(),
-            false,
-        ),
+        (Err(e), _) | (_, Err(e)) => {
+            CheckReport::errored("successive_calls_independent", subject, e)
+        }
     }
 }
 
@@ -332,13 +305,7 @@ pub fn check_neighbours_independent<F: Element>(
             let pairs: Vec<_> = d.chunks_exact(2).map(|p| (p[0], p[1])).collect();
             check_joint_drops("neighbours_independent", subject, &pairs, rate, alpha)
         }
-        Err(e) => CheckReport::exact(
-            "neighbours_independent",
-            subject,
-            e,
-            "a result".into(),
-            false,
-        ),
+        Err(e) => CheckReport::errored("neighbours_independent", subject, e),
     }
 }
 

@@ -123,13 +123,7 @@ pub fn check_gradient_passes_frozen_layer<F: Element>(
     let first_before = WeightSnapshot::of(model, first);
     let frozen_before = WeightSnapshot::of(model, frozen);
     if let Err(e) = train(model) {
-        return CheckReport::exact(
-            "gradient_passes_frozen_layer",
-            subject,
-            format!("error: {e}"),
-            "a result".into(),
-            false,
-        );
+        return CheckReport::errored("gradient_passes_frozen_layer", subject, e);
     }
     let moved = first_before.differing_scalars(&WeightSnapshot::of(model, first));
     let frozen_moved = frozen_before.differing_scalars(&WeightSnapshot::of(model, frozen));

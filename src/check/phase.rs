@@ -4,7 +4,12 @@ use super::report::CheckReport;
 use crate::model::Model;
 use crate::tensor::Element;
 
-fn dropped_under<F: Element>(model: &Model<F>, prefix: &str) -> (u64, u64) {
+/// Units seen and units dropped, summed over every dropout whose path starts with
+/// `prefix`.
+pub(crate) fn units_seen_and_dropped_under<F: Element>(
+    model: &Model<F>,
+    prefix: &str,
+) -> (u64, u64) {
     model
         .dropout_stats()
         .iter()
@@ -24,19 +29,13 @@ pub fn check_pin_stays_in_subtree<F: Element>(
     pinned_eval: &str,
     sibling: &str,
 ) -> CheckReport {
-    let (_, pinned_before) = dropped_under(model, pinned_eval);
-    let (seen_before, sibling_before) = dropped_under(model, sibling);
+    let (_, pinned_before) = units_seen_and_dropped_under(model, pinned_eval);
+    let (seen_before, sibling_before) = units_seen_and_dropped_under(model, sibling);
     if let Err(e) = train(model) {
-        return CheckReport::exact(
-            "pin_stays_in_subtree",
-            subject,
-            format!("error: {e}"),
-            "a result".into(),
-            false,
-        );
+        return CheckReport::errored("pin_stays_in_subtree", subject, e);
     }
-    let pinned = dropped_under(model, pinned_eval).1 - pinned_before;
-    let (seen, sibling_after) = dropped_under(model, sibling);
+    let pinned = units_seen_and_dropped_under(model, pinned_eval).1 - pinned_before;
+    let (seen, sibling_after) = units_seen_and_dropped_under(model, sibling);
     let sibling_dropped = sibling_after - sibling_before;
     CheckReport::exact(
         "pin_stays_in_subtree",

@@ -42,6 +42,18 @@ impl CheckReport {
         }
     }
 
+    /// A failed verdict for a check that could not run because the code under
+    /// test returned an error where a result was expected.
+    pub fn errored(check: &str, subject: &str, error: impl std::fmt::Display) -> Self {
+        Self::exact(
+            check,
+            subject,
+            format!("error: {error}"),
+            "a result".into(),
+            false,
+        )
+    }
+
     /// One line for a terminal: `PASS check (subject): observed | bound`.
     pub fn line(&self) -> String {
         let mut line = format!(
