@@ -57,3 +57,31 @@ fn an_invalid_rate_is_reported_not_panicked() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("1.5"));
 }
+
+/// The README's excerpt of the report is what `cargo run --release` prints (seed 42,
+/// rate 0.5, the defaults): every line of it appears verbatim in the real report.
+#[test]
+fn the_readme_excerpt_is_what_the_main_job_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md is readable");
+    let start = readme
+        .find("An excerpt (seed 42, rate 0.5):")
+        .expect("the README has the excerpt");
+    let block = &readme[start..];
+    let open = block
+        .find("```text\n")
+        .expect("the excerpt is a text block")
+        + 8;
+    let close = open + block[open..].find("```").expect("the block is closed");
+    let out = nncheck(&[]);
+    assert!(out.status.success());
+    let report = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = block[open..close].lines().filter(|l| *l != "...").collect();
+    assert!(lines.len() >= 5, "{lines:?}");
+    for line in lines {
+        assert!(
+            report.lines().any(|r| r == line),
+            "README line not in the report: {line}\n{report}"
+        );
+    }
+}
