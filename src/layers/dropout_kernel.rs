@@ -566,29 +566,21 @@ fn select_windows_avx512_f32(
         None => dst.cast_const(),
     };
     let block = (streams.first_window * (TIE_WINDOW / 64)) as u64;
-    let (key, stream) = (streams.key, streams.stream);
-    let mut resolve = |w: usize, positions: &[u16], masks: &mut [u32]| {
-        let mut j = 0;
-        streams.apply_ties(w, positions, t_lo, |_, m| {
-            masks[j] = m;
-            j += 1;
-        });
-    };
     // SAFETY: `avx512` is only set when the CPU supports AVX-512F, BW and POPCNT;
     // `src` and `dst` each address `full` whole windows of f32 (the same ones when
     // in place, which the function allows).
     let mut dropped = unsafe {
         avx512::select_windows_f32(
-            &key,
-            stream,
+            &streams.key,
+            streams.stream,
             block,
             full,
             src,
             dst,
             scale,
             t_hi,
-            t_lo != 0,
-            &mut resolve,
+            t_lo,
+            streams.stream.wrapping_add(1),
         )
     };
     if !tail.is_empty() {
@@ -947,6 +939,101 @@ mod avx512 {
         }
     }
 
+    /// Words `16 * block ..` of `stream`: four blocks, computed row-wise (one block
+    /// per 128-bit lane), for the few tie words a window reads. Four blocks cover the
+    /// ties of almost every window (sixteen on average at rate 0.1), at a fraction of
+    /// the cost of seeking rand_chacha, which regenerates its buffer on every seek.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn words64(key: &[u32; 8], stream: u64, block: u64) -> [u32; 64] {
+        let mut r3 = [0u32; 16];
+        for (l, lane) in r3.chunks_exact_mut(4).enumerate() {
+            let b = block.wrapping_add(l as u64);
+            lane.copy_from_slice(&[
+                b as u32,
+                (b >> 32) as u32,
+                stream as u32,
+                (stream >> 32) as u32,
+            ]);
+        }
+        let row = |w: [u32; 4]| {
+            _mm512_setr_epi32(
+                w[0] as i32,
+                w[1] as i32,
+                w[2] as i32,
+                w[3] as i32,
+                w[0] as i32,
+                w[1] as i32,
+                w[2] as i32,
+                w[3] as i32,
+                w[0] as i32,
+                w[1] as i32,
+                w[2] as i32,
+                w[3] as i32,
+                w[0] as i32,
+                w[1] as i32,
+                w[2] as i32,
+                w[3] as i32,
+            )
+        };
+        let init = [
+            row([0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]),
+            row([key[0], key[1], key[2], key[3]]),
+            row([key[4], key[5], key[6], key[7]]),
+            // SAFETY: `r3` is sixteen u32.
+            unsafe { _mm512_loadu_si512(r3.as_ptr().cast()) },
+        ];
+        let [mut a, mut b, mut c, mut d] = init;
+        macro_rules! round {
+            () => {
+                a = _mm512_add_epi32(a, b);
+                d = _mm512_rol_epi32::<16>(_mm512_xor_si512(d, a));
+                c = _mm512_add_epi32(c, d);
+                b = _mm512_rol_epi32::<12>(_mm512_xor_si512(b, c));
+                a = _mm512_add_epi32(a, b);
+                d = _mm512_rol_epi32::<8>(_mm512_xor_si512(d, a));
+                c = _mm512_add_epi32(c, d);
+                b = _mm512_rol_epi32::<7>(_mm512_xor_si512(b, c));
+            };
+        }
+        for _ in 0..4 {
+            round!();
+            // Diagonals into columns, and back after the round.
+            b = _mm512_shuffle_epi32::<0x39>(b);
+            c = _mm512_shuffle_epi32::<0x4e>(c);
+            d = _mm512_shuffle_epi32::<0x93>(d);
+            round!();
+            b = _mm512_shuffle_epi32::<0x93>(b);
+            c = _mm512_shuffle_epi32::<0x4e>(c);
+            d = _mm512_shuffle_epi32::<0x39>(d);
+        }
+        let r = [
+            _mm512_add_epi32(a, init[0]),
+            _mm512_add_epi32(b, init[1]),
+            _mm512_add_epi32(c, init[2]),
+            _mm512_add_epi32(d, init[3]),
+        ];
+        // Lane l of the four rows is block l: a 4x4 transpose of 128-bit lanes.
+        let p0 = _mm512_shuffle_i32x4::<0x44>(r[0], r[1]);
+        let p1 = _mm512_shuffle_i32x4::<0xee>(r[0], r[1]);
+        let p2 = _mm512_shuffle_i32x4::<0x44>(r[2], r[3]);
+        let p3 = _mm512_shuffle_i32x4::<0xee>(r[2], r[3]);
+        let blocks = [
+            _mm512_shuffle_i32x4::<0x88>(p0, p2),
+            _mm512_shuffle_i32x4::<0xdd>(p0, p2),
+            _mm512_shuffle_i32x4::<0x88>(p1, p3),
+            _mm512_shuffle_i32x4::<0xdd>(p1, p3),
+        ];
+        let mut words = [0u32; 64];
+        for (l, v) in blocks.iter().enumerate() {
+            // SAFETY: `words[16 * l ..]` has room for sixteen u32.
+            unsafe { _mm512_storeu_si512(words.as_mut_ptr().add(16 * l).cast(), *v) };
+        }
+        words
+    }
+
     /// Keystream groups (of sixteen blocks, 1024 cells) per tie window.
     const GROUPS: usize = TIE_WINDOW / (16 * 64);
 
@@ -958,9 +1045,9 @@ mod avx512 {
     /// rounds of group `g` (a quarter of its blocks after each double round), so the
     /// loads and stores run under the keystream's vector arithmetic instead of after
     /// it (done in sequence, the two costs simply added up). A group leaves behind
-    /// only its sixteen 64-bit drop masks. When `find_ties`, once the select of a
-    /// window is complete, `resolve(w, positions, masks)` gets the window's tie cells
-    /// in increasing order and sets `masks[j]` to all ones iff the `j`-th tie drops.
+    /// only its sixteen 64-bit drop masks. When `t_lo != 0`, once the select of a
+    /// window is complete its ties are decided from `tie_stream` ([`words64`]) and
+    /// applied. `block` must be `64 * first_window`.
     ///
     /// # Safety
     /// The CPU must support AVX-512F, AVX-512BW and POPCNT; `src` must be readable
@@ -978,9 +1065,10 @@ mod avx512 {
         dst: *mut f32,
         scale: f32,
         t_hi: u8,
-        find_ties: bool,
-        mut resolve: impl FnMut(usize, &[u16], &mut [u32]),
+        t_lo: u32,
+        tie_stream: u64,
     ) -> u64 {
+        let find_ties = t_lo != 0;
         let t = _mm512_set1_epi8(t_hi as i8);
         let s = _mm512_set1_ps(scale);
         let mut positions = [0u16; TIE_WINDOW];
@@ -1026,16 +1114,21 @@ mod avx512 {
                 let w = g / GROUPS - 1;
                 let mut n = 0usize;
                 if find_ties {
-                    for (k, &bits) in tie_bits.iter().enumerate() {
+                    // Most words are zero (a tie is 1/256 per cell): a summary bit per
+                    // non-zero word, from eight vector tests, lets the scan skip them.
+                    let mut words = 0u64;
+                    for (q, eight) in tie_bits.chunks_exact(8).enumerate() {
+                        // SAFETY: `eight` is eight u64 (64 bytes); AVX-512F is enabled.
+                        let v = unsafe { _mm512_loadu_si512(eight.as_ptr().cast()) };
+                        words |= u64::from(_mm512_test_epi64_mask(v, v)) << (8 * q);
+                    }
+                    while words != 0 {
+                        let k = words.trailing_zeros() as usize;
+                        words &= words - 1;
                         let base = (64 * k) as u32;
-                        let mut ties = bits;
-                        // The slot at `n` is free (n < cells seen in the window so
-                        // far <= TIE_WINDOW): the lowest tie is stored
-                        // unconditionally, only a second one loops.
-                        positions[n] = (base + ties.trailing_zeros()) as u16;
-                        n += usize::from(ties != 0);
-                        ties &= ties.wrapping_sub(1);
+                        let mut ties = tie_bits[k];
                         while ties != 0 {
+                            // n < cells before this one in the window < TIE_WINDOW.
                             positions[n] = (base + ties.trailing_zeros()) as u16;
                             n += 1;
                             ties &= ties - 1;
@@ -1043,7 +1136,19 @@ mod avx512 {
                     }
                 }
                 if n > 0 {
-                    resolve(w, &positions[..n], &mut tie_masks[..n]);
+                    // Tie j of window W reads word j of block run W * 256 of the
+                    // tie stream (W * TIE_WINDOW words in).
+                    let run = (block / 64)
+                        .wrapping_add(w as u64)
+                        .wrapping_mul(TIE_WINDOW as u64 / 16);
+                    for (c, chunk) in tie_masks[..n].chunks_mut(64).enumerate() {
+                        // SAFETY: AVX-512F is enabled here.
+                        let words =
+                            unsafe { words64(key, tie_stream, run.wrapping_add(4 * c as u64)) };
+                        for (m, &word) in chunk.iter_mut().zip(&words) {
+                            *m = 0u32.wrapping_sub(u32::from(word >> 8 < t_lo));
+                        }
+                    }
                     for (&i, &m) in positions[..n].iter().zip(&tie_masks[..n]) {
                         // SAFETY: `i < TIE_WINDOW`, so the cell is in window `w`.
                         unsafe {
@@ -1243,8 +1348,8 @@ mod tests {
     }
 
     /// The fused, pipelined AVX-512 windows (keystream, select, tie positions, tie
-    /// fix-ups) agree with the buffered definition over several windows deep into
-    /// the stream, in place and not, whatever the ties decide.
+    /// words, tie fix-ups) agree with the buffered definition over several windows
+    /// deep into the stream, in place and not.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_fused_windows_match_buffered() {
@@ -1264,11 +1369,14 @@ mod tests {
             let kernel = DropoutKernel::new(seed, 0, 1);
             for t_hi in [0u8, 1, 25, 128, 255] {
                 let scale = 1.7f32;
-                // Buffered: keystream, plain select, then every odd-numbered tie of
-                // each window drops.
+                // Buffered: keystream, plain select, then each tie from rand_chacha's
+                // tie stream, window by window as in the definition.
+                let t_lo = 0x0080_0000u32;
+                let tie_stream = stream.wrapping_add(1);
+                let mut ties = mask_rng(seed);
+                ties.set_stream(tie_stream);
                 let mut want = vec![0.0f32; n];
                 let mut want_count = 0u64;
-                let mut want_ties = Vec::new();
                 for w in 0..WINDOWS {
                     let mut bytes = [0u8; TIE_WINDOW];
                     let b = block.wrapping_add(64 * w as u64);
@@ -1277,16 +1385,14 @@ mod tests {
                     let cells = w * TIE_WINDOW..(w + 1) * TIE_WINDOW;
                     let (xw, ow) = (&x[cells.clone()], &mut want[cells]);
                     want_count += u64::from(select_into(&bytes, xw, ow, scale, t_hi));
-                    let ties: Vec<u16> = (0..TIE_WINDOW as u16)
-                        .filter(|&i| bytes[usize::from(i)] == t_hi)
-                        .collect();
-                    for (j, &i) in ties.iter().enumerate() {
-                        if j % 2 == 1 {
-                            ow[usize::from(i)] = 0.0;
+                    let window = u128::from(block / 64 + w as u64) % (1u128 << 58);
+                    ties.set_word_pos(window * TIE_WINDOW as u128);
+                    for (i, _) in bytes.iter().enumerate().filter(|(_, &b)| b == t_hi) {
+                        if ties.next_u32() >> 8 < t_lo {
+                            ow[i] = 0.0;
                             want_count += 1;
                         }
                     }
-                    want_ties.push(ties);
                 }
                 for in_place in [false, true] {
                     let mut got = if in_place { x.clone() } else { vec![0.0f32; n] };
@@ -1296,7 +1402,6 @@ mod tests {
                     } else {
                         x.as_ptr()
                     };
-                    let mut seen = Vec::new();
                     // SAFETY: AVX-512F/BW and POPCNT were detected; both buffers hold
                     // WINDOWS whole windows (the same ones when in place).
                     let count = unsafe {
@@ -1309,24 +1414,41 @@ mod tests {
                             dst,
                             scale,
                             t_hi,
-                            true,
-                            |w: usize, positions: &[u16], masks: &mut [u32]| {
-                                seen.push((w, positions.to_vec()));
-                                for (j, m) in masks.iter_mut().enumerate() {
-                                    *m = if j % 2 == 1 { u32::MAX } else { 0 };
-                                }
-                            },
+                            t_lo,
+                            tie_stream,
                         )
                     };
                     assert_eq!(count, want_count, "t_hi {t_hi}");
                     assert_eq!(bits(&got), bits(&want), "t_hi {t_hi}");
-                    let expected: Vec<_> = want_ties
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, t)| !t.is_empty())
-                        .map(|(w, t)| (w, t.clone()))
-                        .collect();
-                    assert_eq!(seen, expected);
+                }
+            }
+        }
+    }
+
+    /// The four-block tie words equal rand_chacha's, at odd block offsets, across the
+    /// 2^32 and 2^64 counter boundaries and at extreme stream numbers.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_tie_words_are_rand_chachas() {
+        if !avx512::detected() {
+            return;
+        }
+        let blocks = [0u64, 1, 3, 256, (1 << 32) - 2, u64::MAX - 1, u64::MAX];
+        for seed in [0u64, 7, u64::MAX] {
+            let kernel = DropoutKernel::new(seed, 0, 1);
+            for stream in [1u64, 5, 0x1234_5678_9abc_def1, u64::MAX] {
+                for block in blocks {
+                    let mut rng = mask_rng(seed);
+                    rng.set_stream(stream);
+                    rng.set_word_pos(u128::from(block) * 16);
+                    let want: Vec<u32> = (0..64).map(|_| rng.next_u32()).collect();
+                    // SAFETY: AVX-512F was detected above.
+                    let got = unsafe { avx512::words64(&kernel.key, stream, block) };
+                    assert_eq!(
+                        &got[..],
+                        &want[..],
+                        "seed {seed} stream {stream} block {block}"
+                    );
                 }
             }
         }
