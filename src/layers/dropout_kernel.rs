@@ -11,9 +11,17 @@
 //!   `w * 4096 ..` of ChaCha8 stream `2k`, i.e. words `w * 1024 ..` (4096 is a multiple
 //!   of 4, so every window starts on a word boundary and the keystream can be sought
 //!   there with `set_word_pos`). A part (a range of windows) seeks once, then reads on.
-//! - One random byte per cell. On x86-64 with AVX2 the primary keystream is computed
-//!   here eight ChaCha8 blocks at a time (rand_chacha's `fill_bytes` elsewhere); it is
-//!   the same keystream, checked byte for byte against rand_chacha in the unit tests.
+//! - One random byte per cell. On x86-64 with AVX-512 (F and BW) the primary
+//!   keystream is computed here sixteen ChaCha8 blocks at a time, with AVX2 eight at a
+//!   time (rand_chacha's `fill_bytes` elsewhere); it is the same keystream, checked
+//!   byte for byte against rand_chacha in the unit tests.
+//! - For `f32` with AVX-512 the keystream is not written out at all: the blocks are
+//!   transposed in registers so one vector is the bytes of 64 consecutive cells, one
+//!   byte compare gives their drop mask, and masked multiplies apply it. The select
+//!   of one group of sixteen blocks is interleaved with the rounds of the next, so
+//!   the memory traffic overlaps the keystream arithmetic instead of following it
+//!   (measured sequentially the two simply added up, which is why the kernel ran at
+//!   a third of a copy at cache-resident sizes).
 //! - The select is branch-free: the byte is compared with `t_hi` as a lane mask, and
 //!   `x * scale` has its bits cleared under the mask ([`Element::zero_where`]), which
 //!   is `+0.0` exactly. The window loop is compiled a second time with AVX2 enabled
@@ -30,9 +38,17 @@
 //!   with the cargo feature `rayon`).
 //!
 //! Throughput (single thread, this repository's `cargo bench --bench dropout`) is
-//! bounded by ChaCha8 itself: one keystream byte per cell costs about as much as
-//! copying one f32 from L3, so cache-resident buffers run at about a third of a
-//! copy's speed, while memory-bound buffers (16M f32) reach about three quarters.
+//! bounded by ChaCha8 itself: with AVX2, one keystream byte per cell costs more than
+//! copying one f32 from L3. With AVX-512 (32 registers, so no spills, and a rotate
+//! instruction) the keystream costs about what a copy does, and the fused, pipelined
+//! select hides most of the memory traffic under it: at 1M f32 (cache-resident) the
+//! kernel runs at about 0.65 of a copy at rate 0.5 and 0.55 at rate 0.1, where ties
+//! cost the difference (their tie bits, positions and fix-ups, and one four-block
+//! tie-word computation per window). In the fused `f32` path the tie words come
+//! from an AVX-512 four-block ChaCha8 rather than from seeking rand_chacha, whose
+//! seek regenerates its buffer and cost more than the whole byte select. Folding
+//! the ties into the drop masks before the select (deposit with `pdep`) was tried
+//! and measured slower at rate 0.1 than collecting positions after it.
 
 use crate::error::Result;
 use crate::layers::dropout::{mask_rng, TIE_WINDOW};
@@ -236,6 +252,7 @@ impl DropoutKernel {
             key: self.key,
             stream: self.call.wrapping_mul(2),
             avx2: avx2::detected(),
+            avx512: avx512::detected(),
         }
     }
 
@@ -280,6 +297,8 @@ struct Streams {
     stream: u64,
     /// Whether the AVX2 keystream may be used (checked once, at run time).
     avx2: bool,
+    /// Whether the AVX-512 keystream and fused select may be used (AVX-512F and BW).
+    avx512: bool,
 }
 
 impl Streams {
@@ -288,6 +307,13 @@ impl Streams {
     /// of a short last window the bytes are simply the keystream that follows.
     #[inline(always)]
     fn fill_window(&mut self, local: usize, bytes: &mut [u8; TIE_WINDOW]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx512 {
+            let block = ((self.first_window + local) * (TIE_WINDOW / 64)) as u64;
+            // SAFETY: `avx512` is only set when the CPU supports AVX-512F, BW and POPCNT.
+            unsafe { avx512::keystream(&self.key, self.stream, block, bytes) };
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             let block = ((self.first_window + local) * (TIE_WINDOW / 64)) as u64;
@@ -318,7 +344,7 @@ impl Streams {
         t_hi: u8,
         t_lo: u32,
         positions: &mut [u16; TIE_WINDOW],
-        mut resolve: impl FnMut(usize, u32),
+        resolve: impl FnMut(usize, u32),
     ) -> u32 {
         let mut n = 0usize;
         let mut collect = |mut ties: u64, block: usize| {
@@ -341,13 +367,26 @@ impl Streams {
         if !chunks.remainder().is_empty() {
             collect(scan.bits(chunks.remainder(), t_hi), bytes.len() / TIE_BLOCK);
         }
-        if n == 0 {
+        self.apply_ties(local, &positions[..n], t_lo, resolve)
+    }
+
+    /// The second half of [`resolve_ties`](Self::resolve_ties): `positions` are the
+    /// window's tie cells in increasing order; the `j`-th reads tie word `j`.
+    #[inline(always)]
+    fn apply_ties(
+        &mut self,
+        local: usize,
+        positions: &[u16],
+        t_lo: u32,
+        mut resolve: impl FnMut(usize, u32),
+    ) -> u32 {
+        if positions.is_empty() {
             return 0;
         }
         let window = (self.first_window + local) as u128;
         self.ties.set_word_pos(window * TIE_WINDOW as u128);
         let mut dropped = 0u32;
-        for &i in &positions[..n] {
+        for &i in positions {
             // The j-th tie of the window reads word j of the window's tie run.
             let mask = 0u32.wrapping_sub(u32::from(self.ties.next_u32() >> 8 < t_lo));
             resolve(usize::from(i), mask);
@@ -491,11 +530,83 @@ fn select_dispatch<F: Element>(
     t_lo: u32,
 ) -> u64 {
     #[cfg(target_arch = "x86_64")]
+    if streams.avx512 && std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: `F` is `f32` (same type id), so these are the same slices and value
+        // reinterpreted at their own type; nothing outlives the borrows taken here.
+        let (x, out, scale) = unsafe {
+            (
+                x.map(|x| std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len())),
+                std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len()),
+                std::mem::transmute_copy::<F, f32>(&scale),
+            )
+        };
+        return select_windows_avx512_f32(streams, x, out, scale, t_hi, t_lo);
+    }
+    #[cfg(target_arch = "x86_64")]
     if streams.avx2 {
         // SAFETY: `avx2` is only set when the CPU supports AVX2.
         return unsafe { select_windows_avx2(streams, x, out, scale, t_hi, t_lo) };
     }
     select_windows(BaseScan, streams, x, out, scale, t_hi, t_lo)
+}
+
+/// The window loop for `f32` with AVX-512: each full window's keystream is computed
+/// in registers and consumed there (byte compares into mask registers, masked
+/// multiplies), so the bytes never pass through memory. A short last window takes
+/// the buffered path, whose keystream is the AVX-512 one too.
+#[cfg(target_arch = "x86_64")]
+fn select_windows_avx512_f32(
+    mut streams: Streams,
+    x: Option<&[f32]>,
+    out: &mut [f32],
+    scale: f32,
+    t_hi: u8,
+    t_lo: u32,
+) -> u64 {
+    let full = out.len() / TIE_WINDOW;
+    let (head, tail) = out.split_at_mut(full * TIE_WINDOW);
+    let dst = head.as_mut_ptr();
+    let src = match x {
+        Some(x) => x[..full * TIE_WINDOW].as_ptr(),
+        None => dst.cast_const(),
+    };
+    let block = (streams.first_window * (TIE_WINDOW / 64)) as u64;
+    // SAFETY: `avx512` is only set when the CPU supports AVX-512F, BW and POPCNT;
+    // `src` and `dst` each address `full` whole windows of f32 (the same ones when
+    // in place, which the function allows).
+    let mut dropped = unsafe {
+        avx512::select_windows_f32(
+            &streams.key,
+            streams.stream,
+            block,
+            full,
+            src,
+            dst,
+            scale,
+            t_hi,
+            t_lo,
+            streams.stream.wrapping_add(1),
+        )
+    };
+    if !tail.is_empty() {
+        // A short last window: the buffered path (on the AVX-512 keystream).
+        let mut window = [0u8; TIE_WINDOW];
+        let mut positions = [0u16; TIE_WINDOW];
+        streams.fill_window(full, &mut window);
+        let bytes = &window[..tail.len()];
+        let mut count = match x {
+            Some(x) => select_into(bytes, &x[full * TIE_WINDOW..], tail, scale, t_hi),
+            None => select_in_place(bytes, tail, scale, t_hi),
+        };
+        if t_lo != 0 {
+            count +=
+                streams.resolve_ties(BaseScan, full, bytes, t_hi, t_lo, &mut positions, |i, m| {
+                    tail[i] = tail[i].zero_where(m);
+                });
+        }
+        dropped += u64::from(count);
+    }
+    dropped
 }
 
 /// # Safety
@@ -677,6 +788,407 @@ mod avx2 {
     }
 }
 
+/// The primary keystream sixteen ChaCha8 blocks at a time with AVX-512, and the
+/// `f32` select fused with it.
+///
+/// Why: at cache-resident sizes the AVX2 keystream alone costs more than a copy, so
+/// the 0.6-of-a-copy goal needs a cheaper keystream. AVX-512 has 32 registers (the
+/// sixteen state vectors and the constants fit, no spills) and a rotate instruction
+/// (one op where AVX2 needs a shuffle or two shifts and an or). The blocks come out
+/// word-major and are transposed in registers (four shuffle stages), after which a
+/// vector is one 64-byte block, i.e. the bytes of 64 consecutive cells: one unsigned
+/// byte compare gives the 64-cell drop mask straight into a mask register, which
+/// then zero-masks four 16-lane multiplies. Same bytes as rand_chacha's
+/// `ChaCha8Rng`; the tests compare them byte for byte.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::TIE_WINDOW;
+    use std::arch::x86_64::*;
+
+    /// True when the CPU has everything the functions here are compiled for.
+    pub(super) fn detected() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("popcnt")
+    }
+
+    /// One ChaCha quarter round on sixteen blocks.
+    macro_rules! quarter_round {
+        ($x:ident, $a:literal, $b:literal, $c:literal, $d:literal) => {
+            $x[$a] = _mm512_add_epi32($x[$a], $x[$b]);
+            $x[$d] = _mm512_rol_epi32::<16>(_mm512_xor_si512($x[$d], $x[$a]));
+            $x[$c] = _mm512_add_epi32($x[$c], $x[$d]);
+            $x[$b] = _mm512_rol_epi32::<12>(_mm512_xor_si512($x[$b], $x[$c]));
+            $x[$a] = _mm512_add_epi32($x[$a], $x[$b]);
+            $x[$d] = _mm512_rol_epi32::<8>(_mm512_xor_si512($x[$d], $x[$a]));
+            $x[$c] = _mm512_add_epi32($x[$c], $x[$d]);
+            $x[$b] = _mm512_rol_epi32::<7>(_mm512_xor_si512($x[$b], $x[$c]));
+        };
+    }
+
+    /// The initial state of blocks `block .. block + 16` of `stream`, word-major
+    /// (vector `w` holds word `w` of each block; the 64-bit counter wraps like
+    /// rand_chacha's).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; only called from functions compiled for it.
+    #[inline(always)]
+    unsafe fn init16(key: &[u32; 8], stream: u64, block: u64) -> [__m512i; 16] {
+        let splat = |w: u32| _mm512_set1_epi32(w as i32);
+        let mut lo = [0u32; 16];
+        let mut hi = [0u32; 16];
+        for (l, (lo, hi)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
+            let b = block.wrapping_add(l as u64);
+            *lo = b as u32;
+            *hi = (b >> 32) as u32;
+        }
+        [
+            splat(0x6170_7865),
+            splat(0x3320_646e),
+            splat(0x7962_2d32),
+            splat(0x6b20_6574),
+            splat(key[0]),
+            splat(key[1]),
+            splat(key[2]),
+            splat(key[3]),
+            splat(key[4]),
+            splat(key[5]),
+            splat(key[6]),
+            splat(key[7]),
+            // SAFETY (of the loads): `lo` and `hi` are sixteen u32 each.
+            _mm512_loadu_si512(lo.as_ptr().cast()),
+            _mm512_loadu_si512(hi.as_ptr().cast()),
+            splat(stream as u32),
+            splat((stream >> 32) as u32),
+        ]
+    }
+
+    /// One ChaCha double round (a column and a diagonal round) on sixteen blocks.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; only called from functions compiled for it.
+    #[inline(always)]
+    unsafe fn double_round(x: &mut [__m512i; 16]) {
+        quarter_round!(x, 0, 4, 8, 12);
+        quarter_round!(x, 1, 5, 9, 13);
+        quarter_round!(x, 2, 6, 10, 14);
+        quarter_round!(x, 3, 7, 11, 15);
+        quarter_round!(x, 0, 5, 10, 15);
+        quarter_round!(x, 1, 6, 11, 12);
+        quarter_round!(x, 2, 7, 8, 13);
+        quarter_round!(x, 3, 4, 9, 14);
+    }
+
+    /// The keystream of sixteen blocks after the rounds: the feed-forward add, then
+    /// a transpose so that element `l` of the result is block `l`'s 64 bytes.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; only called from functions compiled for it.
+    #[inline(always)]
+    unsafe fn finish16(mut x: [__m512i; 16], init: &[__m512i; 16]) -> [__m512i; 16] {
+        for (v, i) in x.iter_mut().zip(init) {
+            *v = _mm512_add_epi32(*v, *i);
+        }
+        // Words 4a..4a+4 of each block, 4x4-transposed inside 128-bit lanes:
+        // v[a][c] holds, in lane g, words 4a..4a+4 of block 4g + c.
+        let mut v = [[_mm512_setzero_si512(); 4]; 4];
+        for (a, v) in v.iter_mut().enumerate() {
+            let t0 = _mm512_unpacklo_epi32(x[4 * a], x[4 * a + 1]);
+            let t1 = _mm512_unpackhi_epi32(x[4 * a], x[4 * a + 1]);
+            let t2 = _mm512_unpacklo_epi32(x[4 * a + 2], x[4 * a + 3]);
+            let t3 = _mm512_unpackhi_epi32(x[4 * a + 2], x[4 * a + 3]);
+            v[0] = _mm512_unpacklo_epi64(t0, t2);
+            v[1] = _mm512_unpackhi_epi64(t0, t2);
+            v[2] = _mm512_unpacklo_epi64(t1, t3);
+            v[3] = _mm512_unpackhi_epi64(t1, t3);
+        }
+        // Then the 128-bit lanes: block 4g + c is lane g of v[0][c], .., v[3][c].
+        let mut out = [_mm512_setzero_si512(); 16];
+        for c in 0..4 {
+            let p0 = _mm512_shuffle_i32x4::<0x44>(v[0][c], v[1][c]);
+            let p1 = _mm512_shuffle_i32x4::<0xee>(v[0][c], v[1][c]);
+            let p2 = _mm512_shuffle_i32x4::<0x44>(v[2][c], v[3][c]);
+            let p3 = _mm512_shuffle_i32x4::<0xee>(v[2][c], v[3][c]);
+            out[c] = _mm512_shuffle_i32x4::<0x88>(p0, p2);
+            out[4 + c] = _mm512_shuffle_i32x4::<0xdd>(p0, p2);
+            out[8 + c] = _mm512_shuffle_i32x4::<0x88>(p1, p3);
+            out[12 + c] = _mm512_shuffle_i32x4::<0xdd>(p1, p3);
+        }
+        out
+    }
+
+    /// Writes the ChaCha8 keystream of `stream` from block `block` on (64 blocks,
+    /// one tie window) into `out`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn keystream(
+        key: &[u32; 8],
+        stream: u64,
+        block: u64,
+        out: &mut [u8; TIE_WINDOW],
+    ) {
+        for (g, group) in out.chunks_exact_mut(16 * 64).enumerate() {
+            // SAFETY: AVX-512F is enabled here; `group` is 16 blocks of 64 bytes.
+            unsafe {
+                let init = init16(key, stream, block.wrapping_add(16 * g as u64));
+                let mut x = init;
+                for _ in 0..4 {
+                    double_round(&mut x);
+                }
+                for (l, b) in finish16(x, &init).iter().enumerate() {
+                    _mm512_storeu_si512(group.as_mut_ptr().add(64 * l).cast(), *b);
+                }
+            }
+        }
+    }
+
+    /// Words `16 * block ..` of `stream`: four blocks, computed row-wise (one block
+    /// per 128-bit lane), for the few tie words a window reads. Four blocks cover the
+    /// ties of almost every window (sixteen on average at rate 0.1), at a fraction of
+    /// the cost of seeking rand_chacha, which regenerates its buffer on every seek.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn words64(key: &[u32; 8], stream: u64, block: u64) -> [u32; 64] {
+        let mut r3 = [0u32; 16];
+        for (l, lane) in r3.chunks_exact_mut(4).enumerate() {
+            let b = block.wrapping_add(l as u64);
+            lane.copy_from_slice(&[
+                b as u32,
+                (b >> 32) as u32,
+                stream as u32,
+                (stream >> 32) as u32,
+            ]);
+        }
+        let row = |w: [u32; 4]| {
+            _mm512_setr_epi32(
+                w[0] as i32,
+                w[1] as i32,
+                w[2] as i32,
+                w[3] as i32,
+                w[0] as i32,
+                w[1] as i32,
+                w[2] as i32,
+                w[3] as i32,
+                w[0] as i32,
+                w[1] as i32,
+                w[2] as i32,
+                w[3] as i32,
+                w[0] as i32,
+                w[1] as i32,
+                w[2] as i32,
+                w[3] as i32,
+            )
+        };
+        let init = [
+            row([0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]),
+            row([key[0], key[1], key[2], key[3]]),
+            row([key[4], key[5], key[6], key[7]]),
+            // SAFETY: `r3` is sixteen u32.
+            unsafe { _mm512_loadu_si512(r3.as_ptr().cast()) },
+        ];
+        let [mut a, mut b, mut c, mut d] = init;
+        macro_rules! round {
+            () => {
+                a = _mm512_add_epi32(a, b);
+                d = _mm512_rol_epi32::<16>(_mm512_xor_si512(d, a));
+                c = _mm512_add_epi32(c, d);
+                b = _mm512_rol_epi32::<12>(_mm512_xor_si512(b, c));
+                a = _mm512_add_epi32(a, b);
+                d = _mm512_rol_epi32::<8>(_mm512_xor_si512(d, a));
+                c = _mm512_add_epi32(c, d);
+                b = _mm512_rol_epi32::<7>(_mm512_xor_si512(b, c));
+            };
+        }
+        for _ in 0..4 {
+            round!();
+            // Diagonals into columns, and back after the round.
+            b = _mm512_shuffle_epi32::<0x39>(b);
+            c = _mm512_shuffle_epi32::<0x4e>(c);
+            d = _mm512_shuffle_epi32::<0x93>(d);
+            round!();
+            b = _mm512_shuffle_epi32::<0x93>(b);
+            c = _mm512_shuffle_epi32::<0x4e>(c);
+            d = _mm512_shuffle_epi32::<0x39>(d);
+        }
+        let r = [
+            _mm512_add_epi32(a, init[0]),
+            _mm512_add_epi32(b, init[1]),
+            _mm512_add_epi32(c, init[2]),
+            _mm512_add_epi32(d, init[3]),
+        ];
+        // Lane l of the four rows is block l: a 4x4 transpose of 128-bit lanes.
+        let p0 = _mm512_shuffle_i32x4::<0x44>(r[0], r[1]);
+        let p1 = _mm512_shuffle_i32x4::<0xee>(r[0], r[1]);
+        let p2 = _mm512_shuffle_i32x4::<0x44>(r[2], r[3]);
+        let p3 = _mm512_shuffle_i32x4::<0xee>(r[2], r[3]);
+        let blocks = [
+            _mm512_shuffle_i32x4::<0x88>(p0, p2),
+            _mm512_shuffle_i32x4::<0xdd>(p0, p2),
+            _mm512_shuffle_i32x4::<0x88>(p1, p3),
+            _mm512_shuffle_i32x4::<0xdd>(p1, p3),
+        ];
+        let mut words = [0u32; 64];
+        for (l, v) in blocks.iter().enumerate() {
+            // SAFETY: `words[16 * l ..]` has room for sixteen u32.
+            unsafe { _mm512_storeu_si512(words.as_mut_ptr().add(16 * l).cast(), *v) };
+        }
+        words
+    }
+
+    /// Keystream groups (of sixteen blocks, 1024 cells) per tie window.
+    const GROUPS: usize = TIE_WINDOW / (16 * 64);
+
+    /// `windows` full windows from block `block` of `stream` on:
+    /// `dst[i] = if byte i < t_hi { +0.0 } else { src[i] * scale }`, then the ties.
+    /// Returns the drop count.
+    ///
+    /// Software-pipelined: the select of group `g - 1` is interleaved with the
+    /// rounds of group `g` (a quarter of its blocks after each double round), so the
+    /// loads and stores run under the keystream's vector arithmetic instead of after
+    /// it (done in sequence, the two costs simply added up). A group leaves behind
+    /// only its sixteen 64-bit drop masks. When `t_lo != 0`, once the select of a
+    /// window is complete its ties are decided from `tie_stream` ([`words64`]) and
+    /// applied. `block` must be `64 * first_window`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX-512BW and POPCNT; `src` must be readable
+    /// and `dst` writable for `windows * TIE_WINDOW` f32. They may be equal (in
+    /// place: every vector is loaded before it is stored) but must not otherwise
+    /// overlap.
+    #[target_feature(enable = "avx512f,avx512bw,popcnt")]
+    #[allow(clippy::too_many_arguments)] // the whole state of the run, kept inline
+    pub(super) unsafe fn select_windows_f32(
+        key: &[u32; 8],
+        stream: u64,
+        block: u64,
+        windows: usize,
+        src: *const f32,
+        dst: *mut f32,
+        scale: f32,
+        t_hi: u8,
+        t_lo: u32,
+        tie_stream: u64,
+    ) -> u64 {
+        let find_ties = t_lo != 0;
+        let t = _mm512_set1_epi8(t_hi as i8);
+        let s = _mm512_set1_ps(scale);
+        let mut positions = [0u16; TIE_WINDOW];
+        let mut tie_masks = [0u32; TIE_WINDOW];
+        let mut masks = [0u64; 16];
+        // The window's tie bits (bit k of word i: cell 64 i + k is a tie), turned into
+        // positions once the window is selected, away from the pipelined loop.
+        let mut tie_bits = [0u64; TIE_WINDOW / 64];
+        let mut dropped = 0u64;
+        let groups = windows * GROUPS;
+        for g in 0..=groups {
+            let next = g < groups;
+            // SAFETY (this block and the next): AVX-512F is enabled here; every
+            // pointer offset is below `windows * TIE_WINDOW` (the previous group's
+            // cells), and each vector is loaded before the same cells are stored.
+            let init = if next {
+                unsafe { init16(key, stream, block.wrapping_add(16 * g as u64)) }
+            } else {
+                [_mm512_setzero_si512(); 16]
+            };
+            let mut x = init;
+            for r in 0..4 {
+                if next {
+                    unsafe { double_round(&mut x) };
+                }
+                if g > 0 {
+                    for (l, &drop) in masks.iter().enumerate().skip(4 * r).take(4) {
+                        let base = ((g - 1) * 16 + l) * 64;
+                        let keep = !drop;
+                        for j in 0..4 {
+                            unsafe {
+                                let v = _mm512_loadu_ps(src.add(base + 16 * j));
+                                let m = (keep >> (16 * j)) as u16;
+                                let o = _mm512_maskz_mul_ps(m, v, s);
+                                _mm512_storeu_ps(dst.add(base + 16 * j), o);
+                            }
+                        }
+                    }
+                }
+            }
+            if g > 0 && g % GROUPS == 0 {
+                // Window `w` is selected: its ties can be decided and applied.
+                let w = g / GROUPS - 1;
+                let mut n = 0usize;
+                if find_ties {
+                    // Most words are zero (a tie is 1/256 per cell): a summary bit per
+                    // non-zero word, from eight vector tests, lets the scan skip them.
+                    let mut words = 0u64;
+                    for (q, eight) in tie_bits.chunks_exact(8).enumerate() {
+                        // SAFETY: `eight` is eight u64 (64 bytes); AVX-512F is enabled.
+                        let v = unsafe { _mm512_loadu_si512(eight.as_ptr().cast()) };
+                        words |= u64::from(_mm512_test_epi64_mask(v, v)) << (8 * q);
+                    }
+                    while words != 0 {
+                        let k = words.trailing_zeros() as usize;
+                        words &= words - 1;
+                        let base = (64 * k) as u32;
+                        let mut ties = tie_bits[k];
+                        while ties != 0 {
+                            // n < cells before this one in the window < TIE_WINDOW.
+                            positions[n] = (base + ties.trailing_zeros()) as u16;
+                            n += 1;
+                            ties &= ties - 1;
+                        }
+                    }
+                }
+                if n > 0 {
+                    // Tie j of window W reads word j of block run W * 256 of the
+                    // tie stream (W * TIE_WINDOW words in).
+                    let run = (block / 64)
+                        .wrapping_add(w as u64)
+                        .wrapping_mul(TIE_WINDOW as u64 / 16);
+                    for (c, chunk) in tie_masks[..n].chunks_mut(64).enumerate() {
+                        // SAFETY: AVX-512F is enabled here.
+                        let words =
+                            unsafe { words64(key, tie_stream, run.wrapping_add(4 * c as u64)) };
+                        for (m, &word) in chunk.iter_mut().zip(&words) {
+                            *m = 0u32.wrapping_sub(u32::from(word >> 8 < t_lo));
+                        }
+                    }
+                    for (&i, &m) in positions[..n].iter().zip(&tie_masks[..n]) {
+                        // SAFETY: `i < TIE_WINDOW`, so the cell is in window `w`.
+                        unsafe {
+                            let cell = dst.add(w * TIE_WINDOW + usize::from(i));
+                            *cell = f32::from_bits((*cell).to_bits() & !m);
+                        }
+                        dropped += u64::from(m & 1);
+                    }
+                }
+            }
+            if next {
+                // SAFETY: AVX-512F is enabled here.
+                let blocks = unsafe { finish16(x, &init) };
+                let first = (g % GROUPS) * 16 * 64;
+                for (l, (bytes, mask)) in blocks.iter().zip(masks.iter_mut()).enumerate() {
+                    *mask = _mm512_cmplt_epu8_mask(*bytes, t);
+                    dropped += u64::from(mask.count_ones());
+                    if find_ties {
+                        tie_bits[first / 64 + l] = _mm512_cmpeq_epu8_mask(*bytes, t);
+                    }
+                }
+            }
+        }
+        dropped
+    }
+}
+
+/// Stand-in where AVX-512 does not exist.
+#[cfg(not(target_arch = "x86_64"))]
+mod avx512 {
+    pub(super) fn detected() -> bool {
+        false
+    }
+}
+
 /// Stand-in where AVX2 does not exist: rand_chacha's keystream is used instead.
 #[cfg(not(target_arch = "x86_64"))]
 mod avx2 {
@@ -797,6 +1309,151 @@ mod tests {
                     // SAFETY: AVX2 was detected above.
                     unsafe { avx2::keystream(&kernel.key, stream, block, &mut got) };
                     assert!(want == got, "seed {seed} stream {stream} block {block}");
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 keystream equals rand_chacha's, at odd and even block offsets,
+    /// across the 2^32 and 2^64 block-counter boundaries (which fall inside a
+    /// sixteen-block group at some of these offsets) and at extreme stream numbers.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_keystream_is_rand_chachas() {
+        if !avx512::detected() {
+            return;
+        }
+        let blocks = [
+            0u64,
+            1,
+            7,
+            64,
+            1 << 20,
+            (1 << 32) - 3,
+            (1 << 32) - 17,
+            u64::MAX - 5,
+            u64::MAX - 40,
+        ];
+        for seed in [0u64, 1, 0xdead_beef, u64::MAX] {
+            let kernel = DropoutKernel::new(seed, 0, 1);
+            for stream in [0u64, 1, 2, 3, 0x1234_5678_9abc_def0, u64::MAX] {
+                for block in blocks {
+                    let mut want = [0u8; TIE_WINDOW];
+                    let mut rng = mask_rng(seed);
+                    rng.set_stream(stream);
+                    rng.set_word_pos(u128::from(block) * 16);
+                    rng.fill_bytes(&mut want);
+                    let mut got = [0u8; TIE_WINDOW];
+                    // SAFETY: AVX-512F was detected above.
+                    unsafe { avx512::keystream(&kernel.key, stream, block, &mut got) };
+                    assert!(want == got, "seed {seed} stream {stream} block {block}");
+                }
+            }
+        }
+    }
+
+    /// The fused, pipelined AVX-512 windows (keystream, select, tie positions, tie
+    /// words, tie fix-ups) agree with the buffered definition over several windows
+    /// deep into the stream, in place and not.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_fused_windows_match_buffered() {
+        if !avx512::detected() {
+            return;
+        }
+        const WINDOWS: usize = 3;
+        let n = WINDOWS * TIE_WINDOW;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 - 5000.5) * 0.37).collect();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        let cases = [
+            (3u64, 0u64, 0u64),
+            (9, 7, 64 * 5),
+            (1, u64::MAX, u64::MAX - 63),
+        ];
+        for (seed, stream, block) in cases {
+            let kernel = DropoutKernel::new(seed, 0, 1);
+            for t_hi in [0u8, 1, 25, 128, 255] {
+                let scale = 1.7f32;
+                // Buffered: keystream, plain select, then each tie from rand_chacha's
+                // tie stream, window by window as in the definition.
+                let t_lo = 0x0080_0000u32;
+                let tie_stream = stream.wrapping_add(1);
+                let mut ties = mask_rng(seed);
+                ties.set_stream(tie_stream);
+                let mut want = vec![0.0f32; n];
+                let mut want_count = 0u64;
+                for w in 0..WINDOWS {
+                    let mut bytes = [0u8; TIE_WINDOW];
+                    let b = block.wrapping_add(64 * w as u64);
+                    // SAFETY: AVX-512F was detected above.
+                    unsafe { avx512::keystream(&kernel.key, stream, b, &mut bytes) };
+                    let cells = w * TIE_WINDOW..(w + 1) * TIE_WINDOW;
+                    let (xw, ow) = (&x[cells.clone()], &mut want[cells]);
+                    want_count += u64::from(select_into(&bytes, xw, ow, scale, t_hi));
+                    let window = u128::from(block / 64 + w as u64) % (1u128 << 58);
+                    ties.set_word_pos(window * TIE_WINDOW as u128);
+                    for (i, _) in bytes.iter().enumerate().filter(|(_, &b)| b == t_hi) {
+                        if ties.next_u32() >> 8 < t_lo {
+                            ow[i] = 0.0;
+                            want_count += 1;
+                        }
+                    }
+                }
+                for in_place in [false, true] {
+                    let mut got = if in_place { x.clone() } else { vec![0.0f32; n] };
+                    let dst = got.as_mut_ptr();
+                    let src = if in_place {
+                        dst.cast_const()
+                    } else {
+                        x.as_ptr()
+                    };
+                    // SAFETY: AVX-512F/BW and POPCNT were detected; both buffers hold
+                    // WINDOWS whole windows (the same ones when in place).
+                    let count = unsafe {
+                        avx512::select_windows_f32(
+                            &kernel.key,
+                            stream,
+                            block,
+                            WINDOWS,
+                            src,
+                            dst,
+                            scale,
+                            t_hi,
+                            t_lo,
+                            tie_stream,
+                        )
+                    };
+                    assert_eq!(count, want_count, "t_hi {t_hi}");
+                    assert_eq!(bits(&got), bits(&want), "t_hi {t_hi}");
+                }
+            }
+        }
+    }
+
+    /// The four-block tie words equal rand_chacha's, at odd block offsets, across the
+    /// 2^32 and 2^64 counter boundaries and at extreme stream numbers.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_tie_words_are_rand_chachas() {
+        if !avx512::detected() {
+            return;
+        }
+        let blocks = [0u64, 1, 3, 256, (1 << 32) - 2, u64::MAX - 1, u64::MAX];
+        for seed in [0u64, 7, u64::MAX] {
+            let kernel = DropoutKernel::new(seed, 0, 1);
+            for stream in [1u64, 5, 0x1234_5678_9abc_def1, u64::MAX] {
+                for block in blocks {
+                    let mut rng = mask_rng(seed);
+                    rng.set_stream(stream);
+                    rng.set_word_pos(u128::from(block) * 16);
+                    let want: Vec<u32> = (0..64).map(|_| rng.next_u32()).collect();
+                    // SAFETY: AVX-512F was detected above.
+                    let got = unsafe { avx512::words64(&kernel.key, stream, block) };
+                    assert_eq!(
+                        &got[..],
+                        &want[..],
+                        "seed {seed} stream {stream} block {block}"
+                    );
                 }
             }
         }
