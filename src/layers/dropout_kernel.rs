@@ -1287,6 +1287,30 @@ mod tests {
         }
     }
 
+    /// Asserts that `keystream(key, stream, block, out)` writes the same window of
+    /// bytes as rand_chacha's ChaCha8 at that stream and block, for several seeds.
+    fn assert_keystream_is_rand_chachas(
+        blocks: &[u64],
+        streams: &[u64],
+        keystream: impl Fn(&[u32; 8], u64, u64, &mut [u8; TIE_WINDOW]),
+    ) {
+        for seed in [0u64, 1, 0xdead_beef, u64::MAX] {
+            let kernel = DropoutKernel::new(seed, 0, 1);
+            for &stream in streams {
+                for &block in blocks {
+                    let mut want = [0u8; TIE_WINDOW];
+                    let mut rng = mask_rng(seed);
+                    rng.set_stream(stream);
+                    rng.set_word_pos(u128::from(block) * 16);
+                    rng.fill_bytes(&mut want);
+                    let mut got = [0u8; TIE_WINDOW];
+                    keystream(&kernel.key, stream, block, &mut got);
+                    assert!(want == got, "seed {seed} stream {stream} block {block}");
+                }
+            }
+        }
+    }
+
     /// The AVX2 keystream equals rand_chacha's, including across the 2^32 and 2^64
     /// block-counter boundaries and at extreme stream numbers.
     #[cfg(target_arch = "x86_64")]
@@ -1296,22 +1320,11 @@ mod tests {
             return;
         }
         let blocks = [0u64, 64, 1 << 20, (1 << 32) - 3, u64::MAX - 5];
-        for seed in [0u64, 1, 0xdead_beef, u64::MAX] {
-            let kernel = DropoutKernel::new(seed, 0, 1);
-            for stream in [0u64, 1, 2, 0x1234_5678_9abc_def0, u64::MAX] {
-                for block in blocks {
-                    let mut want = [0u8; TIE_WINDOW];
-                    let mut rng = mask_rng(seed);
-                    rng.set_stream(stream);
-                    rng.set_word_pos(u128::from(block) * 16);
-                    rng.fill_bytes(&mut want);
-                    let mut got = [0u8; TIE_WINDOW];
-                    // SAFETY: AVX2 was detected above.
-                    unsafe { avx2::keystream(&kernel.key, stream, block, &mut got) };
-                    assert!(want == got, "seed {seed} stream {stream} block {block}");
-                }
-            }
-        }
+        let streams = [0u64, 1, 2, 0x1234_5678_9abc_def0, u64::MAX];
+        // SAFETY: AVX2 was detected above.
+        assert_keystream_is_rand_chachas(&blocks, &streams, |key, stream, block, out| unsafe {
+            avx2::keystream(key, stream, block, out)
+        });
     }
 
     /// The AVX-512 keystream equals rand_chacha's, at odd and even block offsets,
@@ -1334,22 +1347,11 @@ mod tests {
             u64::MAX - 5,
             u64::MAX - 40,
         ];
-        for seed in [0u64, 1, 0xdead_beef, u64::MAX] {
-            let kernel = DropoutKernel::new(seed, 0, 1);
-            for stream in [0u64, 1, 2, 3, 0x1234_5678_9abc_def0, u64::MAX] {
-                for block in blocks {
-                    let mut want = [0u8; TIE_WINDOW];
-                    let mut rng = mask_rng(seed);
-                    rng.set_stream(stream);
-                    rng.set_word_pos(u128::from(block) * 16);
-                    rng.fill_bytes(&mut want);
-                    let mut got = [0u8; TIE_WINDOW];
-                    // SAFETY: AVX-512F was detected above.
-                    unsafe { avx512::keystream(&kernel.key, stream, block, &mut got) };
-                    assert!(want == got, "seed {seed} stream {stream} block {block}");
-                }
-            }
-        }
+        let streams = [0u64, 1, 2, 3, 0x1234_5678_9abc_def0, u64::MAX];
+        // SAFETY: AVX-512F was detected above.
+        assert_keystream_is_rand_chachas(&blocks, &streams, |key, stream, block, out| unsafe {
+            avx512::keystream(key, stream, block, out)
+        });
     }
 
     /// The fused, pipelined AVX-512 windows (keystream, select, tie positions, tie
