@@ -250,18 +250,6 @@ fn deterministic_prediction(model: &mut Model<f32>, x: &ArrayD<f32>) -> ArrayD<f
 /// Optimizer state by weight path.
 type OptimizerState = Vec<(String, Option<SlotState<f32>>)>;
 
-fn same_slots(a: &Option<SlotState<f32>>, b: &Option<SlotState<f32>>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => {
-            a.steps == b.steps
-                && a.slots.len() == b.slots.len()
-                && a.slots.iter().zip(&b.slots).all(|(x, y)| bits_equal(x, y))
-        }
-        _ => false,
-    }
-}
-
 /// Entries of the optimizer state whose path lies under a part for which
 /// `select` holds, and that differ between `before` and `after`.
 fn changed_slots(
@@ -275,7 +263,7 @@ fn changed_slots(
         .zip(after)
         .filter(|((path, a), (path_after, b))| {
             assert_eq!(path, path_after, "the same order");
-            select(Part::of(path)) && !same_slots(a, b)
+            select(Part::of(path)) && !SlotState::bits_equal(a.as_ref(), b.as_ref())
         })
         .map(|((path, _), _)| path.clone())
         .collect()

@@ -245,7 +245,10 @@ fn assert_frozen_unchanged(before: &FrozenSet, m: &Model<f32>, op: &str) {
         assert!(bits_equal(value, now), "{op}: frozen weight {path} moved");
         if let Some(slots) = slots {
             assert!(
-                super::slots_bits_equal(slots.as_ref(), slots_at(&state, path).as_ref()),
+                crate::optim::SlotState::bits_equal(
+                    slots.as_ref(),
+                    slots_at(&state, path).as_ref()
+                ),
                 "{op}: optimizer slots of frozen weight {path} moved"
             );
         }

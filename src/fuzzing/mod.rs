@@ -27,7 +27,7 @@ pub mod model_build;
 use crate::error::Error;
 use crate::model::Model;
 use crate::optim::SlotState;
-use crate::tensor::{bits_equal, Element};
+use crate::tensor::bits_equal;
 use arbitrary::Unstructured;
 use ndarray::ArrayD;
 
@@ -125,20 +125,9 @@ impl Snapshot {
                 .state
                 .iter()
                 .zip(&other.state)
-                .all(|((pa, sa), (pb, sb))| pa == pb && slots_bits_equal(sa.as_ref(), sb.as_ref()))
-    }
-}
-
-/// True when two optional optimizer slot states agree bit for bit.
-pub fn slots_bits_equal<F: Element>(a: Option<&SlotState<F>>, b: Option<&SlotState<F>>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => {
-            a.steps == b.steps
-                && a.slots.len() == b.slots.len()
-                && a.slots.iter().zip(&b.slots).all(|(x, y)| bits_equal(x, y))
-        }
-        _ => false,
+                .all(|((pa, sa), (pb, sb))| {
+                    pa == pb && SlotState::bits_equal(sa.as_ref(), sb.as_ref())
+                })
     }
 }
 

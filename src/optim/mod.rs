@@ -26,6 +26,25 @@ pub struct SlotState<F: Element> {
     pub steps: u64,
 }
 
+impl<F: Element> SlotState<F> {
+    /// True when two optional slot states agree bit for bit (step counts and every
+    /// slot array; `PartialEq` would call two NaN slots different and `0.0 == -0.0`).
+    pub fn bits_equal(a: Option<&Self>, b: Option<&Self>) -> bool {
+        match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.steps == b.steps
+                    && a.slots.len() == b.slots.len()
+                    && a.slots
+                        .iter()
+                        .zip(&b.slots)
+                        .all(|(x, y)| crate::tensor::bits_equal(x, y))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A gradient-descent optimizer.
 pub trait Optimizer<F: Element>: Send {
     /// A short name for reports.
