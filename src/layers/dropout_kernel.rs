@@ -22,33 +22,46 @@
 //!   the memory traffic overlaps the keystream arithmetic instead of following it
 //!   (measured sequentially the two simply added up, which is why the kernel ran at
 //!   a third of a copy at cache-resident sizes).
+//! - For `f32` with AVX2 only (no AVX-512), window `w`'s keystream is computed
+//!   while window `w - 1`'s select runs in slices between its ChaCha rounds (two
+//!   slices of 64 cells per double round), so here too the loads and stores overlap
+//!   the arithmetic instead of following it. The window's bytes go through a 4 KiB
+//!   buffer (there are only sixteen vector registers), read back from L1.
 //! - The select is branch-free: the byte is compared with `t_hi` as a lane mask, and
 //!   `x * scale` has its bits cleared under the mask ([`Element::zero_where`]), which
-//!   is `+0.0` exactly. The window loop is compiled a second time with AVX2 enabled
-//!   and chosen at run time, so it runs eight f32 lanes wide.
+//!   is `+0.0` exactly. For `f64` the window loop is compiled a second time with
+//!   AVX2 enabled and chosen at run time.
 //! - Ties (`byte == t_hi`, probability 1/256) are fixed up afterwards. A tie can only
 //!   drop when the low 24 bits of the threshold, `t_lo`, are non-zero (`r < t_lo`), so
 //!   at rates such as 0.5 or 1/256 no tie is even looked for. Otherwise tie positions
-//!   are collected with byte compares and move-masks, the window's tie stream
-//!   (`2k + 1`, words `w * 4096 ..`) is sought once, the `j`-th tie reads word `j`,
-//!   and the result is applied with a mask, not a branch.
+//!   are collected with byte compares and move-masks, the `j`-th tie of window `w`
+//!   reads word `j` of the window's tie run (stream `2k + 1`, words `w * 4096 ..`),
+//!   and the result is applied with a mask, not a branch. The words come from
+//!   rand_chacha sought once per window, except on the fused paths: with AVX-512 a
+//!   four-block ChaCha8 per window, with AVX2 one eight-lane pass per block that
+//!   gives the first 32 words of eight windows' runs at once (a window has 16 ties
+//!   on average; the rare 33rd tie seeks rand_chacha). Seeking rand_chacha
+//!   regenerates its four-block buffer and cost more than the whole byte select.
 //! - Chunked execution ([`DropoutKernel::forward_into_chunked`]) splits the cells at
 //!   window boundaries and seeks each part independently, so any split gives the same
 //!   output. The parts run on their own threads (scoped threads, or the rayon pool
 //!   with the cargo feature `rayon`).
 //!
 //! Throughput (single thread, this repository's `cargo bench --bench dropout`) is
-//! bounded by ChaCha8 itself: with AVX2, one keystream byte per cell costs more than
-//! copying one f32 from L3. With AVX-512 (32 registers, so no spills, and a rotate
-//! instruction) the keystream costs about what a copy does, and the fused, pipelined
-//! select hides most of the memory traffic under it: at 1M f32 (cache-resident) the
-//! kernel runs at about 0.65 of a copy at rate 0.5 and 0.55 at rate 0.1, where ties
-//! cost the difference (their tie bits, positions and fix-ups, and one four-block
-//! tie-word computation per window). In the fused `f32` path the tie words come
-//! from an AVX-512 four-block ChaCha8 rather than from seeking rand_chacha, whose
-//! seek regenerates its buffer and cost more than the whole byte select. Folding
-//! the ties into the drop masks before the select (deposit with `pdep`) was tried
-//! and measured slower at rate 0.1 than collecting positions after it.
+//! bounded by ChaCha8 itself. With AVX-512 (32 registers, so no spills, and a
+//! rotate instruction) the keystream costs about what a copy does, and the fused,
+//! pipelined select hides most of the memory traffic under it: at 1M f32
+//! (cache-resident) the kernel runs at about 0.65 of a copy at rate 0.5 and 0.55 at
+//! rate 0.1, where ties cost the difference (their tie bits, positions and fix-ups,
+//! and one four-block tie-word computation per window). Folding the ties into the
+//! drop masks before the select (deposit with `pdep`) was tried and measured slower
+//! at rate 0.1 than collecting positions after it. With AVX2 alone the keystream by
+//! itself takes longer than a copy of the same cells from L3 (measured here: 1.35
+//! times as long at 1M f32), so at cache-resident sizes no byte-per-cell kernel can
+//! reach 0.6 of a copy there; fusing the select into the rounds and batching the
+//! tie words took the kernel from 0.37 to 0.42 of a copy at rate 0.5 and from 0.26
+//! to 0.37 at rate 0.1 (criterion means, same machine). At 16M f32 both paths run
+//! at 0.8 to 1.06 of a copy, which memory bounds.
 
 use crate::error::Result;
 use crate::layers::dropout::{mask_rng, TIE_WINDOW};
@@ -227,6 +240,7 @@ impl DropoutKernel {
                             t_hi,
                             t_lo,
                             &mut positions,
+                            &[],
                             |i, m| {
                                 cells[i] |= m != 0;
                             },
@@ -344,6 +358,7 @@ impl Streams {
         t_hi: u8,
         t_lo: u32,
         positions: &mut [u16; TIE_WINDOW],
+        known: &[u32],
         resolve: impl FnMut(usize, u32),
     ) -> u32 {
         let mut n = 0usize;
@@ -367,28 +382,37 @@ impl Streams {
         if !chunks.remainder().is_empty() {
             collect(scan.bits(chunks.remainder(), t_hi), bytes.len() / TIE_BLOCK);
         }
-        self.apply_ties(local, &positions[..n], t_lo, resolve)
+        self.apply_ties(local, &positions[..n], t_lo, known, resolve)
     }
 
     /// The second half of [`resolve_ties`](Self::resolve_ties): `positions` are the
-    /// window's tie cells in increasing order; the `j`-th reads tie word `j`.
+    /// window's tie cells in increasing order; the `j`-th reads tie word `j`, taken
+    /// from `known` (the run's first words, when the caller computed them) or else
+    /// from rand_chacha sought there.
     #[inline(always)]
     fn apply_ties(
         &mut self,
         local: usize,
         positions: &[u16],
         t_lo: u32,
+        known: &[u32],
         mut resolve: impl FnMut(usize, u32),
     ) -> u32 {
-        if positions.is_empty() {
-            return 0;
-        }
-        let window = (self.first_window + local) as u128;
-        self.ties.set_word_pos(window * TIE_WINDOW as u128);
         let mut dropped = 0u32;
-        for &i in positions {
+        for (j, &i) in positions.iter().enumerate() {
             // The j-th tie of the window reads word j of the window's tie run.
-            let mask = 0u32.wrapping_sub(u32::from(self.ties.next_u32() >> 8 < t_lo));
+            let word = match known.get(j) {
+                Some(&word) => word,
+                None => {
+                    if j == known.len() {
+                        let window = (self.first_window + local) as u128;
+                        self.ties
+                            .set_word_pos(window * TIE_WINDOW as u128 + j as u128);
+                    }
+                    self.ties.next_u32()
+                }
+            };
+            let mask = 0u32.wrapping_sub(u32::from(word >> 8 < t_lo));
             resolve(usize::from(i), mask);
             dropped = dropped.wrapping_sub(mask);
         }
@@ -475,9 +499,10 @@ fn select_windows<F: Element>(
             None => select_in_place(bytes, o, scale, t_hi),
         };
         if t_lo != 0 {
-            count += streams.resolve_ties(scan, w, bytes, t_hi, t_lo, &mut positions, |i, m| {
-                o[i] = o[i].zero_where(m);
-            });
+            count +=
+                streams.resolve_ties(scan, w, bytes, t_hi, t_lo, &mut positions, &[], |i, m| {
+                    o[i] = o[i].zero_where(m);
+                });
         }
         dropped += u64::from(count);
     }
@@ -543,6 +568,19 @@ fn select_dispatch<F: Element>(
         return select_windows_avx512_f32(streams, x, out, scale, t_hi, t_lo);
     }
     #[cfg(target_arch = "x86_64")]
+    if streams.avx2 && std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>() {
+        // SAFETY: as above.
+        let (x, out, scale) = unsafe {
+            (
+                x.map(|x| std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len())),
+                std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len()),
+                std::mem::transmute_copy::<F, f32>(&scale),
+            )
+        };
+        // SAFETY: `avx2` is only set when the CPU supports AVX2.
+        return unsafe { select_windows_avx2_f32(streams, x, out, scale, t_hi, t_lo) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if streams.avx2 {
         // SAFETY: `avx2` is only set when the CPU supports AVX2.
         return unsafe { select_windows_avx2(streams, x, out, scale, t_hi, t_lo) };
@@ -599,10 +637,142 @@ fn select_windows_avx512_f32(
             None => select_in_place(bytes, tail, scale, t_hi),
         };
         if t_lo != 0 {
-            count +=
-                streams.resolve_ties(BaseScan, full, bytes, t_hi, t_lo, &mut positions, |i, m| {
+            count += streams.resolve_ties(
+                BaseScan,
+                full,
+                bytes,
+                t_hi,
+                t_lo,
+                &mut positions,
+                &[],
+                |i, m| {
                     tail[i] = tail[i].zero_where(m);
-                });
+                },
+            );
+        }
+        dropped += u64::from(count);
+    }
+    dropped
+}
+
+/// The window loop for `f32` with AVX2: window `w`'s keystream is computed while
+/// window `w - 1`'s select runs in slices between its rounds (so the memory
+/// traffic overlaps the arithmetic), then window `w - 1`'s ties are fixed up.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn select_windows_avx2_f32(
+    mut streams: Streams,
+    x: Option<&[f32]>,
+    out: &mut [f32],
+    scale: f32,
+    t_hi: u8,
+    t_lo: u32,
+) -> u64 {
+    // SAFETY: this function only runs where AVX2 is supported.
+    let scan = unsafe { avx2::Avx2Scan::new() };
+    let full = out.len() / TIE_WINDOW;
+    let dst = out.as_mut_ptr();
+    let src = x.map_or(dst.cast_const(), |x| x.as_ptr());
+    let mut buffers = [[0u8; TIE_WINDOW]; 2];
+    let mut positions = [0u16; TIE_WINDOW];
+    let mut dropped = 0u64;
+    let first_block = (streams.first_window * (TIE_WINDOW / 64)) as u64;
+    let mut known = [[0u32; avx2::KNOWN_TIE_WORDS]; 8];
+    for w in 0..=full {
+        let (a, b) = buffers.split_at_mut(1);
+        let (this, prev) = if w % 2 == 0 {
+            (&mut a[0], &b[0])
+        } else {
+            (&mut b[0], &a[0])
+        };
+        // SAFETY: window `w - 1` is a whole window of `src` and `dst`.
+        let job = (w > 0).then(|| avx2::WindowSelect {
+            bytes: prev,
+            src: src.wrapping_add((w - 1) * TIE_WINDOW),
+            dst: dst.wrapping_add((w - 1) * TIE_WINDOW),
+            scale,
+            t_hi,
+        });
+        let block = first_block.wrapping_add((w * (TIE_WINDOW / 64)) as u64);
+        // SAFETY: AVX2 is enabled here; the job's pointers address window `w - 1`.
+        let count = unsafe {
+            if w < full {
+                avx2::keystream_selecting::<true>(
+                    &streams.key,
+                    streams.stream,
+                    block,
+                    this,
+                    job.as_ref(),
+                )
+            } else if let Some(job) = job.as_ref() {
+                let mut scratch = [0u8; TIE_WINDOW];
+                avx2::keystream_selecting::<true>(
+                    &streams.key,
+                    streams.stream,
+                    block,
+                    &mut scratch,
+                    Some(job),
+                )
+            } else {
+                0
+            }
+        };
+        dropped += u64::from(count);
+        if w > 0 && t_lo != 0 {
+            let local = w - 1;
+            if local % 8 == 0 {
+                let first = (streams.first_window + local) as u64;
+                // SAFETY: AVX2 is enabled here.
+                unsafe {
+                    avx2::tie_words8(
+                        &streams.key,
+                        streams.stream.wrapping_add(1),
+                        first,
+                        &mut known,
+                    )
+                };
+            }
+            let o = &mut out[local * TIE_WINDOW..][..TIE_WINDOW];
+            let count = streams.resolve_ties(
+                scan,
+                local,
+                prev,
+                t_hi,
+                t_lo,
+                &mut positions,
+                &known[local % 8],
+                |i, m| {
+                    o[i] = o[i].zero_where(m);
+                },
+            );
+            dropped += u64::from(count);
+        }
+    }
+    let tail = &mut out[full * TIE_WINDOW..];
+    if !tail.is_empty() {
+        let mut window = [0u8; TIE_WINDOW];
+        streams.fill_window(full, &mut window);
+        let bytes = &window[..tail.len()];
+        let mut count = match x {
+            Some(x) => select_into(bytes, &x[full * TIE_WINDOW..], tail, scale, t_hi),
+            None => select_in_place(bytes, tail, scale, t_hi),
+        };
+        if t_lo != 0 {
+            count += streams.resolve_ties(
+                scan,
+                full,
+                bytes,
+                t_hi,
+                t_lo,
+                &mut positions,
+                &[],
+                |i, m| {
+                    tail[i] = tail[i].zero_where(m);
+                },
+            );
         }
         dropped += u64::from(count);
     }
@@ -739,17 +909,23 @@ mod avx2 {
         _mm256_storeu_si256(o.add(14), _mm256_permute2x128_si256(u3, u7, 0x31));
     }
 
-    /// Writes the ChaCha8 keystream of `stream` from block `block` on (64 blocks,
-    /// one tie window) into `out`.
+    /// Tie words known ahead per window by [`tie_words8`]: two ChaCha blocks.
+    pub(super) const KNOWN_TIE_WORDS: usize = 32;
+
+    /// The first [`KNOWN_TIE_WORDS`] words of the tie runs of eight windows: word
+    /// `j` of window `first + l`'s run (tie stream `stream`, words from
+    /// `(first + l) * TIE_WINDOW`) is `out[l][j]`. One eight-lane ChaCha8 pass per
+    /// block, with a different block counter in each lane, so the words of eight
+    /// windows cost a thirty-second of one window's keystream.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn keystream(
+    pub(super) unsafe fn tie_words8(
         key: &[u32; 8],
         stream: u64,
-        mut block: u64,
-        out: &mut [u8; TIE_WINDOW],
+        first: u64,
+        out: &mut [[u32; KNOWN_TIE_WORDS]; 8],
     ) {
         let r16 = _mm256_setr_epi8(
             2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11,
@@ -759,28 +935,19 @@ mod avx2 {
             3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14, 3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9,
             10, 15, 12, 13, 14,
         );
-        let splat = |w: u32| _mm256_set1_epi32(w as i32);
-        for group in out.chunks_exact_mut(8 * 64) {
-            let (lo, hi) = super::counter_words::<8>(block);
-            let [c0, c1, c2, c3] = super::CHACHA_CONSTANTS;
-            let init: [__m256i; 16] = [
-                splat(c0),
-                splat(c1),
-                splat(c2),
-                splat(c3),
-                splat(key[0]),
-                splat(key[1]),
-                splat(key[2]),
-                splat(key[3]),
-                splat(key[4]),
-                splat(key[5]),
-                splat(key[6]),
-                splat(key[7]),
-                _mm256_loadu_si256(lo.as_ptr().cast()),
-                _mm256_loadu_si256(hi.as_ptr().cast()),
-                splat(stream as u32),
-                splat((stream >> 32) as u32),
-            ];
+        const BLOCKS_PER_RUN: u64 = (TIE_WINDOW / 16) as u64;
+        for half in 0..KNOWN_TIE_WORDS / 16 {
+            let mut lo = [0u32; 8];
+            let mut hi = [0u32; 8];
+            for l in 0..8 {
+                let b = first
+                    .wrapping_add(l as u64)
+                    .wrapping_mul(BLOCKS_PER_RUN)
+                    .wrapping_add(half as u64);
+                lo[l] = b as u32;
+                hi[l] = (b >> 32) as u32;
+            }
+            let init = initial_state(key, stream, &lo, &hi);
             let mut x = init;
             for _ in 0..4 {
                 quarter_round!(x, 0, 4, 8, 12, r16, r8);
@@ -792,6 +959,159 @@ mod avx2 {
                 quarter_round!(x, 2, 7, 8, 13, r16, r8);
                 quarter_round!(x, 3, 4, 9, 14, r16, r8);
             }
+            for (k, (v, i)) in x.iter().zip(init).enumerate() {
+                let mut lanes = [0u32; 8];
+                _mm256_storeu_si256(lanes.as_mut_ptr().cast(), _mm256_add_epi32(*v, i));
+                for (window, &word) in out.iter_mut().zip(&lanes) {
+                    window[16 * half + k] = word;
+                }
+            }
+        }
+    }
+
+    /// ChaCha's initial state for eight blocks: counter words `lo`/`hi` per lane.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn initial_state(key: &[u32; 8], stream: u64, lo: &[u32; 8], hi: &[u32; 8]) -> [__m256i; 16] {
+        let splat = |w: u32| _mm256_set1_epi32(w as i32);
+        let [c0, c1, c2, c3] = super::CHACHA_CONSTANTS;
+        // SAFETY: `lo` and `hi` are eight readable words each.
+        let (lo, hi) = unsafe {
+            (
+                _mm256_loadu_si256(lo.as_ptr().cast()),
+                _mm256_loadu_si256(hi.as_ptr().cast()),
+            )
+        };
+        [
+            splat(c0),
+            splat(c1),
+            splat(c2),
+            splat(c3),
+            splat(key[0]),
+            splat(key[1]),
+            splat(key[2]),
+            splat(key[3]),
+            splat(key[4]),
+            splat(key[5]),
+            splat(key[6]),
+            splat(key[7]),
+            lo,
+            hi,
+            splat(stream as u32),
+            splat((stream >> 32) as u32),
+        ]
+    }
+
+    /// Writes the ChaCha8 keystream of `stream` from block `block` on (64 blocks,
+    /// one tie window) into `out`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn keystream(
+        key: &[u32; 8],
+        stream: u64,
+        block: u64,
+        out: &mut [u8; TIE_WINDOW],
+    ) {
+        // SAFETY: AVX2 is enabled here; no select job, so no pointers are used.
+        unsafe { keystream_selecting::<false>(key, stream, block, out, None) };
+    }
+
+    /// The byte select of one whole earlier window of `f32` cells, done in slices
+    /// between the rounds of the next window's keystream so its loads and stores
+    /// overlap that arithmetic.
+    pub(super) struct WindowSelect<'a> {
+        /// The window's primary bytes.
+        pub(super) bytes: &'a [u8; TIE_WINDOW],
+        /// `TIE_WINDOW` readable cells (may equal `dst`).
+        pub(super) src: *const f32,
+        /// `TIE_WINDOW` writable cells.
+        pub(super) dst: *mut f32,
+        pub(super) scale: f32,
+        pub(super) t_hi: u8,
+    }
+
+    /// Eight cells of a [`WindowSelect`], from cell `i`: `dst = bytes < t_hi ? +0.0 :
+    /// src * scale`, with the dropped lanes subtracted from `count` (all ones is -1).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn select8(job: &WindowSelect, i: usize, count: &mut __m256i) {
+        // SAFETY: `i + 8 <= TIE_WINDOW`; the caller vouches for `src` and `dst`.
+        unsafe {
+            let b = _mm_loadl_epi64(job.bytes.as_ptr().add(i).cast());
+            let drop = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(i32::from(job.t_hi)),
+                _mm256_cvtepu8_epi32(b),
+            );
+            let v = _mm256_mul_ps(_mm256_loadu_ps(job.src.add(i)), _mm256_set1_ps(job.scale));
+            _mm256_storeu_ps(
+                job.dst.add(i),
+                _mm256_andnot_ps(_mm256_castsi256_ps(drop), v),
+            );
+            *count = _mm256_sub_epi32(*count, drop);
+        }
+    }
+
+    /// [`keystream`], and when `SELECT` the whole of `job` in slices between the
+    /// rounds; returns `job`'s drop count.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; with `SELECT`, `job.src` must be readable and
+    /// `job.dst` writable for `TIE_WINDOW` cells.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn keystream_selecting<const SELECT: bool>(
+        key: &[u32; 8],
+        stream: u64,
+        mut block: u64,
+        out: &mut [u8; TIE_WINDOW],
+        job: Option<&WindowSelect>,
+    ) -> u32 {
+        let r16 = _mm256_setr_epi8(
+            2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11,
+            8, 9, 14, 15, 12, 13,
+        );
+        let r8 = _mm256_setr_epi8(
+            3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14, 3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9,
+            10, 15, 12, 13, 14,
+        );
+        // Cells selected per slice: two slices per double round, 8 groups x 4
+        // double rounds x 2 slices x 64 cells = one window. Measured here: slices of
+        // 16 cells after every quarter round ran about 8% slower (more spills
+        // between the rounds' registers and the select's).
+        const SLICE: usize = TIE_WINDOW / (8 * 4 * 2);
+        let mut count = _mm256_setzero_si256();
+        let mut cell = 0usize;
+        macro_rules! slice {
+            () => {
+                if SELECT {
+                    if let Some(job) = job {
+                        // SAFETY: `cell + 8 * k + 8 <= TIE_WINDOW` (see `SLICE`);
+                        // the caller vouches for the job's pointers.
+                        for k in 0..SLICE / 8 {
+                            unsafe { select8(job, cell + 8 * k, &mut count) };
+                        }
+                        cell += SLICE;
+                    }
+                }
+            };
+        }
+        for group in out.chunks_exact_mut(8 * 64) {
+            let (lo, hi) = super::counter_words::<8>(block);
+            let init = initial_state(key, stream, &lo, &hi);
+            let mut x = init;
+            for _ in 0..4 {
+                quarter_round!(x, 0, 4, 8, 12, r16, r8);
+                quarter_round!(x, 1, 5, 9, 13, r16, r8);
+                quarter_round!(x, 2, 6, 10, 14, r16, r8);
+                quarter_round!(x, 3, 7, 11, 15, r16, r8);
+                slice!();
+                quarter_round!(x, 0, 5, 10, 15, r16, r8);
+                quarter_round!(x, 1, 6, 11, 12, r16, r8);
+                quarter_round!(x, 2, 7, 8, 13, r16, r8);
+                quarter_round!(x, 3, 4, 9, 14, r16, r8);
+                slice!();
+            }
             for (v, i) in x.iter_mut().zip(init) {
                 *v = _mm256_add_epi32(*v, i);
             }
@@ -799,6 +1119,9 @@ mod avx2 {
             transpose_store(&x[8..], group.as_mut_ptr().add(32));
             block = block.wrapping_add(8);
         }
+        let mut lanes = [0u32; 8];
+        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), count);
+        lanes.iter().fold(0u32, |a, &l| a.wrapping_add(l))
     }
 }
 
@@ -1465,6 +1788,124 @@ mod tests {
                         &want[..],
                         "seed {seed} stream {stream} block {block}"
                     );
+                }
+            }
+        }
+    }
+
+    /// The eight-window tie words equal rand_chacha's tie runs, including where
+    /// the block counter wraps and at extreme stream numbers.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_tie_words_are_rand_chachas() {
+        if !avx2::detected() {
+            return;
+        }
+        let firsts = [0u64, 1, 13, (1 << 24) + 5, (1 << 56) - 3, u64::MAX - 4];
+        for seed in [0u64, 7, u64::MAX] {
+            let kernel = DropoutKernel::new(seed, 0, 1);
+            for stream in [1u64, 0x1234_5678_9abc_def1, u64::MAX] {
+                for first in firsts {
+                    let mut got = [[0u32; avx2::KNOWN_TIE_WORDS]; 8];
+                    // SAFETY: AVX2 was detected above.
+                    unsafe { avx2::tie_words8(&kernel.key, stream, first, &mut got) };
+                    for (l, words) in got.iter().enumerate() {
+                        let window = u128::from(first.wrapping_add(l as u64));
+                        let mut rng = mask_rng(seed);
+                        rng.set_stream(stream);
+                        rng.set_word_pos(window * TIE_WINDOW as u128);
+                        let want: Vec<u32> = words.iter().map(|_| rng.next_u32()).collect();
+                        assert_eq!(
+                            &words[..],
+                            &want[..],
+                            "seed {seed} stream {stream} window {window}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tie words past the known ones come from rand_chacha sought to the right
+    /// word: a window with more ties than [`avx2::KNOWN_TIE_WORDS`] (impossible to
+    /// provoke through the keystream on demand) decides every tie as the plain path.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn known_tie_words_then_rand_chacha() {
+        if !avx2::detected() {
+            return;
+        }
+        let kernel = DropoutKernel::new(21, 3, drop_threshold(0.3));
+        let Plan::Mixed { t_lo, .. } = kernel.plan else {
+            panic!("0.3 has ties")
+        };
+        let positions: Vec<u16> = (0..300).map(|i| i * 13).collect();
+        for local in [0usize, 5, 9] {
+            let mut plain = kernel.streams(2);
+            let mut want = Vec::new();
+            plain.apply_ties(local, &positions, t_lo, &[], |i, m| want.push((i, m)));
+            let mut batch = [[0u32; avx2::KNOWN_TIE_WORDS]; 8];
+            let first = (2 + local - local % 8) as u64;
+            let tie_stream = kernel.call.wrapping_mul(2).wrapping_add(1);
+            // SAFETY: AVX2 was detected above.
+            unsafe { avx2::tie_words8(&kernel.key, tie_stream, first, &mut batch) };
+            let mut fast = kernel.streams(2);
+            let mut got = Vec::new();
+            fast.apply_ties(local, &positions, t_lo, &batch[local % 8], |i, m| {
+                got.push((i, m))
+            });
+            assert_eq!(got, want, "window {local}");
+            assert!(want.iter().any(|&(_, m)| m != 0) && want.iter().any(|&(_, m)| m == 0));
+        }
+    }
+
+    /// The fused AVX2 `f32` loop (the path of CPUs without AVX-512) equals the
+    /// reference select bit for bit, in place and not, across eight-window tie
+    /// batches and a short last window, whichever SIMD the test machine has.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_fused_windows_match_reference() {
+        if !avx2::detected() {
+            return;
+        }
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for n in [0, 5, TIE_WINDOW, TIE_WINDOW + 1, 17 * TIE_WINDOW + 333] {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 - 5000.5) * 0.37).collect();
+            for rate in [0.1, 0.5, 0.3, 1e-9, 0.999] {
+                for (seed, call, first_window) in
+                    [(3u64, 0u64, 0usize), (9, 7, 6), (1, u64::MAX, 1)]
+                {
+                    let t = drop_threshold(rate);
+                    let kernel = DropoutKernel::new(seed, call, t);
+                    let Plan::Mixed { t_hi, t_lo } = kernel.plan else {
+                        panic!("rate {rate} is mixed")
+                    };
+                    let mask = reference_mask(seed, call, t, first_window * TIE_WINDOW + n);
+                    let mask = &mask[first_window * TIE_WINDOW..];
+                    let scale = 1.7f32;
+                    let want: Vec<f32> = x
+                        .iter()
+                        .zip(mask)
+                        .map(|(&v, &d)| if d { 0.0 } else { v * scale })
+                        .collect();
+                    let want_count = mask.iter().filter(|&&d| d).count() as u64;
+                    for in_place in [false, true] {
+                        let mut streams = kernel.streams(first_window);
+                        streams.avx512 = false;
+                        let mut got = if in_place {
+                            x.clone()
+                        } else {
+                            vec![f32::NAN; n]
+                        };
+                        let input = (!in_place).then_some(&x[..]);
+                        // SAFETY: AVX2 was detected above.
+                        let count = unsafe {
+                            select_windows_avx2_f32(streams, input, &mut got, scale, t_hi, t_lo)
+                        };
+                        let case = format!("n {n} rate {rate} seed {seed} in place {in_place}");
+                        assert_eq!(count, want_count, "{case}");
+                        assert_eq!(bits(&got), bits(&want), "{case}");
+                    }
                 }
             }
         }
