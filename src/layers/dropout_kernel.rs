@@ -1926,6 +1926,54 @@ mod tests {
         }
     }
 
+    /// A window with more ties than the fused AVX2 path knows words for (found by
+    /// search: about one window in 25 has some byte value 33 times or more) is
+    /// decided exactly like the reference, through the rand_chacha fallback.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_fused_window_with_many_ties_matches_reference() {
+        if !avx2::detected() {
+            return;
+        }
+        let seed = 17u64;
+        let (window, value, ties) = (0..4096usize)
+            .find_map(|w| {
+                let mut rng = mask_rng(seed);
+                rng.set_word_pos((w * TIE_WINDOW / 4) as u128);
+                let mut bytes = [0u8; TIE_WINDOW];
+                rng.fill_bytes(&mut bytes);
+                let mut histogram = [0usize; 256];
+                bytes.iter().for_each(|&b| histogram[usize::from(b)] += 1);
+                let (value, &ties) = histogram.iter().enumerate().max_by_key(|(_, &c)| c)?;
+                (ties > avx2::KNOWN_TIE_WORDS).then_some((w, value, ties))
+            })
+            .expect("a window with many ties exists");
+        // Ties drop with probability one half, so both outcomes occur among them.
+        let threshold = (value as u64) << 24 | 0x0080_0000;
+        let kernel = DropoutKernel::new(seed, 0, threshold);
+        let n = (window + 2) * TIE_WINDOW;
+        let x: Vec<f32> = (0..n).map(|i| i as f32 + 0.5).collect();
+        let mask = reference_mask(seed, 0, threshold, n);
+        let want: Vec<u32> = x
+            .iter()
+            .zip(&mask)
+            .map(|(&v, &d)| if d { 0 } else { (v * 2.0).to_bits() })
+            .collect();
+        let mut streams = kernel.streams(0);
+        streams.avx512 = false;
+        let mut got = vec![f32::NAN; n];
+        // SAFETY: AVX2 was detected above.
+        let count = unsafe {
+            select_windows_avx2_f32(streams, Some(&x), &mut got, 2.0, value as u8, 0x0080_0000)
+        };
+        assert!(
+            ties > avx2::KNOWN_TIE_WORDS,
+            "window {window} has {ties} ties"
+        );
+        assert_eq!(count, mask.iter().filter(|&&d| d).count() as u64);
+        assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+    }
+
     #[test]
     fn mask_matches_reference_across_windows() {
         for rate in [0.1, 0.5, 0.999, 1e-3] {
