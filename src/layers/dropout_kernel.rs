@@ -1634,6 +1634,15 @@ mod tests {
         }
     }
 
+    /// `count` words of rand_chacha's ChaCha8 for `seed`, on `stream`, from word
+    /// `word`: the definition the SIMD tie words are checked against.
+    fn rand_chacha_words(seed: u64, stream: u64, word: u128, count: usize) -> Vec<u32> {
+        let mut rng = mask_rng(seed);
+        rng.set_stream(stream);
+        rng.set_word_pos(word);
+        (0..count).map(|_| rng.next_u32()).collect()
+    }
+
     /// Asserts that `keystream(key, stream, block, out)` writes the same window of
     /// bytes as rand_chacha's ChaCha8 at that stream and block, for several seeds.
     fn assert_keystream_is_rand_chachas(
@@ -1792,10 +1801,7 @@ mod tests {
             let kernel = DropoutKernel::new(seed, 0, 1);
             for stream in [1u64, 5, 0x1234_5678_9abc_def1, u64::MAX] {
                 for block in blocks {
-                    let mut rng = mask_rng(seed);
-                    rng.set_stream(stream);
-                    rng.set_word_pos(u128::from(block) * 16);
-                    let want: Vec<u32> = (0..64).map(|_| rng.next_u32()).collect();
+                    let want = rand_chacha_words(seed, stream, u128::from(block) * 16, 64);
                     // SAFETY: AVX-512F was detected above.
                     let got = unsafe { avx512::words64(&kernel.key, stream, block) };
                     assert_eq!(
@@ -1826,10 +1832,8 @@ mod tests {
                     unsafe { avx2::tie_words8(&kernel.key, stream, first, &mut got) };
                     for (l, words) in got.iter().enumerate() {
                         let window = u128::from(first.wrapping_add(l as u64));
-                        let mut rng = mask_rng(seed);
-                        rng.set_stream(stream);
-                        rng.set_word_pos(window * TIE_WINDOW as u128);
-                        let want: Vec<u32> = words.iter().map(|_| rng.next_u32()).collect();
+                        let run = window * TIE_WINDOW as u128;
+                        let want = rand_chacha_words(seed, stream, run, words.len());
                         assert_eq!(
                             &words[..],
                             &want[..],
@@ -1948,11 +1952,11 @@ mod tests {
                 let mut histogram = [0usize; 256];
                 bytes.iter().for_each(|&b| histogram[usize::from(b)] += 1);
                 let (value, &ties) = histogram.iter().enumerate().max_by_key(|(_, &c)| c)?;
-                let mut words = mask_rng(seed);
-                words.set_stream(1);
-                words.set_word_pos((w * TIE_WINDOW + avx2::KNOWN_TIE_WORDS) as u128);
-                let late: Vec<bool> = (avx2::KNOWN_TIE_WORDS..ties)
-                    .map(|_| words.next_u32() >> 8 < t_lo)
+                let known = avx2::KNOWN_TIE_WORDS;
+                let from = (w * TIE_WINDOW + known) as u128;
+                let late: Vec<bool> = rand_chacha_words(seed, 1, from, ties.saturating_sub(known))
+                    .iter()
+                    .map(|&word| word >> 8 < t_lo)
                     .collect();
                 (late.contains(&true) && late.contains(&false)).then_some((w, value))
             })
