@@ -494,19 +494,51 @@ fn select_windows<F: Element>(
     for (w, o) in out.chunks_mut(TIE_WINDOW).enumerate() {
         streams.fill_window(w, &mut window);
         let bytes = &window[..o.len()];
-        let mut count = match x {
-            Some(x) => select_into(bytes, &x[w * TIE_WINDOW..][..o.len()], o, scale, t_hi),
-            None => select_in_place(bytes, o, scale, t_hi),
-        };
-        if t_lo != 0 {
-            count +=
-                streams.resolve_ties(scan, w, bytes, t_hi, t_lo, &mut positions, &[], |i, m| {
-                    o[i] = o[i].zero_where(m);
-                });
-        }
+        let xw = x.map(|x| &x[w * TIE_WINDOW..][..o.len()]);
+        let count = select_window(
+            &mut streams,
+            scan,
+            w,
+            bytes,
+            xw,
+            o,
+            scale,
+            t_hi,
+            t_lo,
+            &mut positions,
+        );
         dropped += u64::from(count);
     }
     dropped
+}
+
+/// One window (or a short last one) from its primary `bytes`: the select, then
+/// the ties (read from rand_chacha); `x` is the window's input when it is not `o`
+/// itself. Returns the drop count.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // all per-window state, kept inline
+fn select_window<F: Element>(
+    streams: &mut Streams,
+    scan: impl TieScan,
+    local: usize,
+    bytes: &[u8],
+    x: Option<&[F]>,
+    o: &mut [F],
+    scale: F,
+    t_hi: u8,
+    t_lo: u32,
+    positions: &mut [u16; TIE_WINDOW],
+) -> u32 {
+    let mut count = match x {
+        Some(x) => select_into(bytes, x, o, scale, t_hi),
+        None => select_in_place(bytes, o, scale, t_hi),
+    };
+    if t_lo != 0 {
+        count += streams.resolve_ties(scan, local, bytes, t_hi, t_lo, positions, &[], |i, m| {
+            o[i] = o[i].zero_where(m);
+        });
+    }
+    count
 }
 
 /// `out[i] = if bytes[i] < t_hi { +0.0 } else { x[i] * scale }`; the drop count.
@@ -632,24 +664,19 @@ fn select_windows_avx512_f32(
         let mut positions = [0u16; TIE_WINDOW];
         streams.fill_window(full, &mut window);
         let bytes = &window[..tail.len()];
-        let mut count = match x {
-            Some(x) => select_into(bytes, &x[full * TIE_WINDOW..], tail, scale, t_hi),
-            None => select_in_place(bytes, tail, scale, t_hi),
-        };
-        if t_lo != 0 {
-            count += streams.resolve_ties(
-                BaseScan,
-                full,
-                bytes,
-                t_hi,
-                t_lo,
-                &mut positions,
-                &[],
-                |i, m| {
-                    tail[i] = tail[i].zero_where(m);
-                },
-            );
-        }
+        let xt = x.map(|x| &x[full * TIE_WINDOW..]);
+        let count = select_window(
+            &mut streams,
+            BaseScan,
+            full,
+            bytes,
+            xt,
+            tail,
+            scale,
+            t_hi,
+            t_lo,
+            &mut positions,
+        );
         dropped += u64::from(count);
     }
     dropped
@@ -756,24 +783,19 @@ unsafe fn select_windows_avx2_f32(
     }
     if !tail.is_empty() {
         let bytes = &last[..tail.len()];
-        let mut count = match x {
-            Some(x) => select_into(bytes, &x[full * TIE_WINDOW..], tail, scale, t_hi),
-            None => select_in_place(bytes, tail, scale, t_hi),
-        };
-        if t_lo != 0 {
-            count += streams.resolve_ties(
-                scan,
-                full,
-                bytes,
-                t_hi,
-                t_lo,
-                &mut positions,
-                &[],
-                |i, m| {
-                    tail[i] = tail[i].zero_where(m);
-                },
-            );
-        }
+        let xt = x.map(|x| &x[full * TIE_WINDOW..]);
+        let count = select_window(
+            &mut streams,
+            scan,
+            full,
+            bytes,
+            xt,
+            tail,
+            scale,
+            t_hi,
+            t_lo,
+            &mut positions,
+        );
         dropped += u64::from(count);
     }
     dropped
@@ -908,6 +930,26 @@ mod avx2 {
         };
     }
 
+    /// The first half of a ChaCha double round on eight blocks: the columns.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn column_round(x: &mut [__m256i; 16], r16: __m256i, r8: __m256i) {
+        quarter_round!(x, 0, 4, 8, 12, r16, r8);
+        quarter_round!(x, 1, 5, 9, 13, r16, r8);
+        quarter_round!(x, 2, 6, 10, 14, r16, r8);
+        quarter_round!(x, 3, 7, 11, 15, r16, r8);
+    }
+
+    /// The second half of a ChaCha double round on eight blocks: the diagonals.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn diagonal_round(x: &mut [__m256i; 16], r16: __m256i, r8: __m256i) {
+        quarter_round!(x, 0, 5, 10, 15, r16, r8);
+        quarter_round!(x, 1, 6, 11, 12, r16, r8);
+        quarter_round!(x, 2, 7, 8, 13, r16, r8);
+        quarter_round!(x, 3, 4, 9, 14, r16, r8);
+    }
+
     /// Transposes eight words-across-blocks vectors (`r[w]` holds word `w` of blocks
     /// 0..8) into blocks and stores block `l`'s eight words at `out + 64 * l`.
     #[inline(always)]
@@ -973,14 +1015,8 @@ mod avx2 {
             let init = initial_state(key, stream, &lo, &hi);
             let mut x = init;
             for _ in 0..4 {
-                quarter_round!(x, 0, 4, 8, 12, r16, r8);
-                quarter_round!(x, 1, 5, 9, 13, r16, r8);
-                quarter_round!(x, 2, 6, 10, 14, r16, r8);
-                quarter_round!(x, 3, 7, 11, 15, r16, r8);
-                quarter_round!(x, 0, 5, 10, 15, r16, r8);
-                quarter_round!(x, 1, 6, 11, 12, r16, r8);
-                quarter_round!(x, 2, 7, 8, 13, r16, r8);
-                quarter_round!(x, 3, 4, 9, 14, r16, r8);
+                column_round(&mut x, r16, r8);
+                diagonal_round(&mut x, r16, r8);
             }
             for (k, (v, i)) in x.iter().zip(init).enumerate() {
                 let mut lanes = [0u32; 8];
@@ -1117,15 +1153,9 @@ mod avx2 {
             let init = initial_state(key, stream, &lo, &hi);
             let mut x = init;
             for _ in 0..4 {
-                quarter_round!(x, 0, 4, 8, 12, r16, r8);
-                quarter_round!(x, 1, 5, 9, 13, r16, r8);
-                quarter_round!(x, 2, 6, 10, 14, r16, r8);
-                quarter_round!(x, 3, 7, 11, 15, r16, r8);
+                column_round(&mut x, r16, r8);
                 slice!();
-                quarter_round!(x, 0, 5, 10, 15, r16, r8);
-                quarter_round!(x, 1, 6, 11, 12, r16, r8);
-                quarter_round!(x, 2, 7, 8, 13, r16, r8);
-                quarter_round!(x, 3, 4, 9, 14, r16, r8);
+                diagonal_round(&mut x, r16, r8);
                 slice!();
             }
             for (v, i) in x.iter_mut().zip(init) {
