@@ -3,7 +3,9 @@
 //!
 //! Each measured call is paired with the baseline that does the same memory work:
 //! - `copy_into` (copy `x` into a preallocated buffer) is the baseline of
-//!   `kernel_into_p*` (the kernel writing `x`'s dropout into a preallocated buffer);
+//!   `kernel_into_p*` (the kernel writing `x`'s dropout into a preallocated buffer)
+//!   and of `keystream_into` (the kernel's random bytes alone, one per element: the
+//!   floor of its cost, whatever the select);
 //! - `clone` (a fresh allocation and copy) is the baseline of `layer_train_p*`
 //!   (`Dropout::apply(x.clone(), Train)`: the clone, then the kernel in place), of
 //!   `naive_p*` (one `rand` Bernoulli draw per element, on ndarray, allocating) and,
@@ -48,6 +50,16 @@ fn bench_dropout(c: &mut Criterion) {
             b.iter(|| {
                 out.copy_from_slice(black_box(xs));
                 black_box(&mut out);
+            })
+        });
+        let mut bytes = vec![0u8; n];
+        let mut call = 0u64;
+        group.bench_function(BenchmarkId::new("keystream_into", n), |b| {
+            b.iter(|| {
+                call += 1;
+                let kernel = DropoutKernel::new(1, call, drop_threshold(0.5));
+                kernel.primary_bytes_into(&mut bytes);
+                black_box(&mut bytes);
             })
         });
         for &rate in &[0.1, 0.5] {

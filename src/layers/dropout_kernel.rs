@@ -54,14 +54,23 @@
 //! (cache-resident) the kernel runs at about 0.65 of a copy at rate 0.5 and 0.55 at
 //! rate 0.1, where ties cost the difference (their tie bits, positions and fix-ups,
 //! and one four-block tie-word computation per window). Folding the ties into the
-//! drop masks before the select (deposit with `pdep`) was tried and measured slower
-//! at rate 0.1 than collecting positions after it. With AVX2 alone the keystream by
-//! itself takes longer than a copy of the same cells from L3 (measured here: 1.35
-//! times as long at 1M f32), so at cache-resident sizes no byte-per-cell kernel can
-//! reach 0.6 of a copy there; fusing the select into the rounds and batching the
-//! tie words took the kernel from 0.37 to 0.42 of a copy at rate 0.5 and from 0.26
-//! to 0.37 at rate 0.1 (criterion means, same machine). At 16M f32 both paths run
-//! at 0.76 to 1.06 of a copy, which memory bounds.
+//! drop masks before the select (deposit with `pdep`) was tried: a first version
+//! measured slower at rate 0.1 than collecting positions after it, and a later one
+//! (tie words a window ahead, about 0.56 of a copy) was never tested on a machine
+//! without AVX-512 and was not kept.
+//!
+//! With AVX2 alone the vector pipes are the limit at cache-resident sizes. The
+//! keystream by itself ([`DropoutKernel::primary_bytes_into`], the bench's
+//! `keystream_into`) takes about 1.35 times as long as a copy of the same cells
+//! at 1M f32 and keeps the pipes about 90% busy (about 580 vector instructions per
+//! eight blocks, 2.6 per cycle where independent ones reach 3.0 on the Zen 3 it was
+//! timed on). The select's five instructions per eight cells therefore add to its
+//! time rather than hide under it: fused with its data in L1 the loop ran nearly
+//! as slowly as with it in L3. A select with the compare moved to transpose time
+//! (three per eight cells) measured no faster. Fusing the select into the rounds and
+//! batching the tie words took the kernel from 0.37 to 0.42 of a copy at rate 0.5
+//! and from 0.26 to 0.37 at rate 0.1 (criterion means, same machine), short of 0.6.
+//! At 16M f32 both paths run at 0.76 to 1.12 of a copy, which memory bounds.
 
 use crate::error::Result;
 use crate::layers::dropout::{mask_rng, TIE_WINDOW};
@@ -250,6 +259,48 @@ impl DropoutKernel {
             }
         }
         mask
+    }
+
+    /// Writes the primary random bytes of this call, one per cell, into `out`: the
+    /// bytes the mask is drawn from. Cell `i` drops when `out[i]` is below the
+    /// threshold's leading byte (`threshold >> 24`), stays when above, and on a tie
+    /// reads a word of the tie stream (see [`reference_mask`](super::dropout::reference_mask)).
+    ///
+    /// For audits (a drop decision can be checked by hand from its byte), and for
+    /// the benchmark: this keystream is the part of the kernel's work that no select
+    /// can avoid, so its time is the kernel's floor. Computed the way the kernel
+    /// computes it (AVX-512 or AVX2 where the CPU has them); the bytes are the same
+    /// on every machine.
+    ///
+    /// ```
+    /// use nncheck::layers::dropout::{drop_threshold, reference_mask};
+    /// use nncheck::layers::dropout_kernel::DropoutKernel;
+    /// let t = drop_threshold(0.25);
+    /// let kernel = DropoutKernel::new(3, 1, t);
+    /// let mut bytes = vec![0u8; 10_000];
+    /// kernel.primary_bytes_into(&mut bytes);
+    /// let mask = reference_mask(3, 1, t, bytes.len());
+    /// let t_hi = (t >> 24) as u8;
+    /// for (&b, &dropped) in bytes.iter().zip(&mask) {
+    ///     if b != t_hi {
+    ///         assert_eq!(dropped, b < t_hi);
+    ///     }
+    /// }
+    /// ```
+    pub fn primary_bytes_into(&self, out: &mut [u8]) {
+        let mut streams = self.streams(0);
+        let whole = out.len() / TIE_WINDOW;
+        let mut windows = out.chunks_exact_mut(TIE_WINDOW);
+        for (w, window) in windows.by_ref().enumerate() {
+            let window: &mut [u8; TIE_WINDOW] = window.try_into().expect("whole window");
+            streams.fill_window(w, window);
+        }
+        let tail = windows.into_remainder();
+        if !tail.is_empty() {
+            let mut last = [0u8; TIE_WINDOW];
+            streams.fill_window(whole, &mut last);
+            tail.copy_from_slice(&last[..tail.len()]);
+        }
     }
 
     /// The two keystreams of this call, sought to the start of window `first_window`.
@@ -2010,6 +2061,21 @@ mod tests {
             unsafe { select_windows_avx2_f32(streams, Some(&x), &mut got, 2.0, value as u8, t_lo) };
         assert_eq!(count, mask.iter().filter(|&&d| d).count() as u64);
         assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+    }
+
+    #[test]
+    fn primary_bytes_are_rand_chachas() {
+        for (seed, call) in [(9u64, 4u64), (0, 0), (u64::MAX, u64::MAX / 2)] {
+            for n in [0, 1, TIE_WINDOW - 1, TIE_WINDOW, 3 * TIE_WINDOW + 17] {
+                let mut ours = vec![0u8; n];
+                DropoutKernel::new(seed, call, drop_threshold(0.3)).primary_bytes_into(&mut ours);
+                let mut theirs = vec![0u8; n];
+                let mut rng = mask_rng(seed);
+                rng.set_stream(call.wrapping_mul(2));
+                rng.fill_bytes(&mut theirs);
+                assert_eq!(ours, theirs, "seed {seed}, call {call}, {n} cells");
+            }
+        }
     }
 
     #[test]
