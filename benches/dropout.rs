@@ -57,6 +57,7 @@ fn bench_dropout(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("keystream_into", n), |b| {
             b.iter(|| {
                 call += 1;
+                // The rate does not change the bytes; any will do.
                 let kernel = DropoutKernel::new(1, call, drop_threshold(0.5));
                 kernel.primary_bytes_into(&mut bytes);
                 black_box(&mut bytes);

@@ -51,7 +51,7 @@
 //! bounded by ChaCha8 itself. With AVX-512 (32 registers, so no spills, and a
 //! rotate instruction) the keystream costs about what a copy does, and the fused,
 //! pipelined select hides most of the memory traffic under it: at 1M f32
-//! (cache-resident) the kernel runs at about 0.65 of a copy at rate 0.5 and 0.55 at
+//! (cache-resident) the kernel runs at about 0.67 of a copy at rate 0.5 and 0.53 at
 //! rate 0.1, where ties cost the difference (their tie bits, positions and fix-ups,
 //! and one four-block tie-word computation per window). Folding the ties into the
 //! drop masks before the select (deposit with `pdep`) was tried: a first version
@@ -59,18 +59,21 @@
 //! (tie words a window ahead, about 0.56 of a copy) was never tested on a machine
 //! without AVX-512 and was not kept.
 //!
-//! With AVX2 alone the vector pipes are the limit at cache-resident sizes. The
-//! keystream by itself ([`DropoutKernel::primary_bytes_into`], the bench's
-//! `keystream_into`) takes about 1.35 times as long as a copy of the same cells
+//! With AVX2 alone the vector pipes are most of the limit at cache-resident sizes.
+//! The keystream by itself ([`DropoutKernel::primary_bytes_into`], the bench's
+//! `keystream_into`) takes 1.2 to 1.35 times as long as a copy of the same cells
 //! at 1M f32 and keeps the pipes about 90% busy (about 580 vector instructions per
 //! eight blocks, 2.6 per cycle where independent ones reach 3.0 on the Zen 3 it was
 //! timed on). The select's five instructions per eight cells therefore add to its
-//! time rather than hide under it: fused with its data in L1 the loop ran nearly
-//! as slowly as with it in L3. A select with the compare moved to transpose time
-//! (three per eight cells) measured no faster. Fusing the select into the rounds and
-//! batching the tie words took the kernel from 0.37 to 0.42 of a copy at rate 0.5
-//! and from 0.26 to 0.37 at rate 0.1 (criterion means, same machine), short of 0.6.
-//! At 16M f32 both paths run at 0.76 to 1.12 of a copy, which memory bounds.
+//! time rather than hide under it: selecting the same 4096 cells over and over (data
+//! in L1) while the keystream ran, the loop took nearly as long as on 1M cells
+//! from L3. The pipes do not explain everything: a select with the compare moved to
+//! transpose time (three instructions per eight cells) should by that count have
+//! gained about a tenth, and measured no faster. Fusing the select into the rounds
+//! and batching the tie words took the kernel from 0.37 to 0.42 of a copy at rate
+//! 0.5 and from 0.26 to 0.37 at rate 0.1 (criterion means, same machine, before
+//! and after), short of 0.6. At 16M f32 both paths run at 0.76 to 1.12 of a copy,
+//! which memory bounds (the copy itself took 10.9 to 14.3 ms on different days).
 
 use crate::error::Result;
 use crate::layers::dropout::{mask_rng, TIE_WINDOW};
@@ -265,6 +268,7 @@ impl DropoutKernel {
     /// bytes the mask is drawn from. Cell `i` drops when `out[i]` is below the
     /// threshold's leading byte (`threshold >> 24`), stays when above, and on a tie
     /// reads a word of the tie stream (see [`reference_mask`](super::dropout::reference_mask)).
+    /// At rate 0 and rate 1 the mask needs no random bytes and ignores these.
     ///
     /// For audits (a drop decision can be checked by hand from its byte), and for
     /// the benchmark: this keystream is the part of the kernel's work that no select
@@ -288,19 +292,7 @@ impl DropoutKernel {
     /// }
     /// ```
     pub fn primary_bytes_into(&self, out: &mut [u8]) {
-        let mut streams = self.streams(0);
-        let whole = out.len() / TIE_WINDOW;
-        let mut windows = out.chunks_exact_mut(TIE_WINDOW);
-        for (w, window) in windows.by_ref().enumerate() {
-            let window: &mut [u8; TIE_WINDOW] = window.try_into().expect("whole window");
-            streams.fill_window(w, window);
-        }
-        let tail = windows.into_remainder();
-        if !tail.is_empty() {
-            let mut last = [0u8; TIE_WINDOW];
-            streams.fill_window(whole, &mut last);
-            tail.copy_from_slice(&last[..tail.len()]);
-        }
+        self.streams(0).fill_cells(out);
     }
 
     /// The two keystreams of this call, sought to the start of window `first_window`.
@@ -388,6 +380,20 @@ impl Streams {
         }
         let _ = local;
         self.primary.fill_bytes(bytes);
+    }
+
+    /// Fills `out` with the primary bytes of its cells, window by window from
+    /// `first_window` (the short last window through a buffer).
+    fn fill_cells(&mut self, out: &mut [u8]) {
+        let (windows, tail) = out.as_chunks_mut::<TIE_WINDOW>();
+        for (local, window) in windows.iter_mut().enumerate() {
+            self.fill_window(local, window);
+        }
+        if !tail.is_empty() {
+            let mut last = [0u8; TIE_WINDOW];
+            self.fill_window(windows.len(), &mut last);
+            tail.copy_from_slice(&last[..tail.len()]);
+        }
     }
 
     /// Resolves the ties of window `local` (relative to `first_window`): for the
@@ -2066,14 +2072,27 @@ mod tests {
     #[test]
     fn primary_bytes_are_rand_chachas() {
         for (seed, call) in [(9u64, 4u64), (0, 0), (u64::MAX, u64::MAX / 2)] {
+            let kernel = DropoutKernel::new(seed, call, drop_threshold(0.3));
             for n in [0, 1, TIE_WINDOW - 1, TIE_WINDOW, 3 * TIE_WINDOW + 17] {
-                let mut ours = vec![0u8; n];
-                DropoutKernel::new(seed, call, drop_threshold(0.3)).primary_bytes_into(&mut ours);
                 let mut theirs = vec![0u8; n];
                 let mut rng = mask_rng(seed);
                 rng.set_stream(call.wrapping_mul(2));
                 rng.fill_bytes(&mut theirs);
+                let mut ours = vec![0u8; n];
+                kernel.primary_bytes_into(&mut ours);
                 assert_eq!(ours, theirs, "seed {seed}, call {call}, {n} cells");
+                // Each keystream path the CPU allows, not only the one it picks.
+                for (avx512, avx2) in [(false, true), (false, false)] {
+                    let mut streams = kernel.streams(0);
+                    streams.avx512 &= avx512;
+                    streams.avx2 &= avx2;
+                    let mut ours = vec![0u8; n];
+                    streams.fill_cells(&mut ours);
+                    assert_eq!(
+                        ours, theirs,
+                        "seed {seed}, call {call}, {n} cells, avx2 {avx2}"
+                    );
+                }
             }
         }
     }
