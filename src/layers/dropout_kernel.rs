@@ -56,8 +56,8 @@
 //! and one four-block tie-word computation per window). Folding the ties into the
 //! drop masks before the select (deposit with `pdep`) was tried: a first version
 //! measured slower at rate 0.1 than collecting positions after it, and a later one
-//! (tie words a window ahead, about 0.56 of a copy) was never tested on a machine
-//! without AVX-512 and was not kept.
+//! (tie words a window ahead, about 0.56 of a copy at rate 0.1) was not kept: the
+//! machines it could have been checked on again all lacked AVX-512.
 //!
 //! With AVX2 alone the vector pipes are most of the limit at cache-resident sizes.
 //! The keystream by itself ([`DropoutKernel::primary_bytes_into`], the bench's
