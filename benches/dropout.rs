@@ -3,9 +3,10 @@
 //!
 //! Each measured call is paired with the baseline that does the same memory work:
 //! - `copy_into` (copy `x` into a preallocated buffer) is the baseline of
-//!   `kernel_into_p*` (the kernel writing `x`'s dropout into a preallocated buffer)
-//!   and of `keystream_into` (the kernel's random bytes alone, one per element: the
-//!   floor of its cost, whatever the select);
+//!   `kernel_into_p*` (the kernel writing `x`'s dropout into a preallocated buffer:
+//!   a random byte per element at p = 0.1, a random bit at p = 0.5) and of
+//!   `keystream_into` (the byte path's random bytes alone, one per element: the
+//!   floor of that path's cost, whatever the select);
 //! - `clone` (a fresh allocation and copy) is the baseline of `layer_train_p*`
 //!   (`Dropout::apply(x.clone(), Train)`: the clone, then the kernel in place), of
 //!   `naive_p*` (one `rand` Bernoulli draw per element, on ndarray, allocating) and,

@@ -25,11 +25,15 @@ fn lengths() -> impl Strategy<Value = usize> {
 }
 
 /// Rates that stress every branch: ties that can drop (0.1, 0.3, 1e-9), ties that
-/// never drop (0.5, 1/256, 3/256), threshold 0 (1e-12), threshold 2^32 (1 - 1e-12),
+/// never drop (1/256, 3/256), a few random bits per cell and no ties (0.5, 0.25,
+/// 0.75, multiples of 1/16), threshold 0 (1e-12), threshold 2^32 (1 - 1e-12),
 /// rate 1, and arbitrary rates.
 fn rates() -> impl Strategy<Value = f64> {
     prop_oneof![
         Just(0.5),
+        Just(0.25),
+        Just(0.75),
+        (0u32..=16).prop_map(|k| f64::from(k) / 16.0),
         Just(1.0 / 256.0),
         Just(3.0 / 256.0),
         Just(0.1),

@@ -7,18 +7,22 @@
 //!
 //! # The mask, defined once
 //! Call `k` of a layer with seed `s` decides mask cell `i` (row-major over the
-//! resolved noise shape) from ChaCha8 keyed by `s`:
-//! - `b` = byte `i` of stream `2k`; `t` = `round(rate * 2^32)`; `t_hi = t >> 24`;
-//! - `b < t_hi`: dropped; `b > t_hi`: kept;
-//! - `b == t_hi` (a tie, probability 1/256): cell `i` is the `j`-th tie of its
+//! resolved noise shape) from ChaCha8 keyed by `s`. Let `t` = `round(rate * 2^32)`
+//! and `bits` = [`cell_bits`]`(t)`: 1, 2 or 4 when `t` is a multiple of `2^31`,
+//! `2^30` or `2^28` (rates 1/2; 1/4 and 3/4; multiples of 1/16), else 8.
+//! - `bits < 8`: the cell's field `f` is bits `i * bits ..` of stream `2k` (bit `j`
+//!   of byte `n` being bit `8n + j`); dropped iff `f < t >> (32 - bits)`. No ties.
+//! - `bits == 8`: `b` = byte `i` of stream `2k`; `t_hi = t >> 24`;
+//!   `b < t_hi`: dropped; `b > t_hi`: kept;
+//!   `b == t_hi` (a tie, probability 1/256): cell `i` is the `j`-th tie of its
 //!   window of [`TIE_WINDOW`] cells; `r` = word `(i / TIE_WINDOW) * TIE_WINDOW + j`
 //!   of stream `2k + 1`, top 24 bits; dropped iff `(b << 24 | r) < t`.
 //!
 //! So a drop has probability exactly `t / 2^32`, within 2^-33 of `rate`, while
-//! most cells cost one random byte. The mask depends only on (seed, call, cell
-//! index): never on batch split, chunking or thread count. [`reference_mask`] is
-//! this definition as a plain loop; the fast kernel in
-//! [`crate::layers::dropout_kernel`] is tested against it.
+//! most cells cost one random byte, and at rate 0.5 one random bit. The mask
+//! depends only on (seed, call, cell index): never on batch split, chunking or
+//! thread count. [`reference_mask`] is this definition as a plain loop; the fast
+//! kernel in [`crate::layers::dropout_kernel`] is tested against it.
 //!
 //! # Where the kernel runs
 //! A train-phase call without a noise shape on a standard-layout array runs the
@@ -47,6 +51,27 @@ pub fn drop_threshold(rate: f64) -> u64 {
     (rate * 4_294_967_296.0).round() as u64
 }
 
+/// Random bits a mask cell draws from the primary stream at threshold `t`: the
+/// fewest of 1, 2 and 4 that state `t / 2^32` exactly (`t` a multiple of
+/// `2^(32 - bits)`), else 8 (a byte, with a tie word when it is not enough).
+///
+/// ```
+/// use nncheck::layers::dropout::{cell_bits, drop_threshold};
+/// assert_eq!(cell_bits(drop_threshold(0.5)), 1);
+/// assert_eq!(cell_bits(drop_threshold(0.75)), 2);
+/// assert_eq!(cell_bits(drop_threshold(3.0 / 16.0)), 4);
+/// assert_eq!(cell_bits(drop_threshold(0.1)), 8);
+/// assert_eq!(cell_bits(drop_threshold(1.0 / 256.0)), 8);
+/// ```
+pub fn cell_bits(t: u64) -> u32 {
+    match t.trailing_zeros() {
+        31.. => 1,
+        30 => 2,
+        28 | 29 => 4,
+        _ => 8,
+    }
+}
+
 /// The ChaCha8 generator of a seeded layer (one key per seed, streams per call).
 pub fn mask_rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
@@ -64,6 +89,18 @@ pub fn mask_rng(seed: u64) -> ChaCha8Rng {
 pub fn reference_mask(seed: u64, call: u64, threshold: u64, cells: usize) -> Vec<bool> {
     let mut primary = mask_rng(seed);
     primary.set_stream(call.wrapping_mul(2));
+    let bits = cell_bits(threshold) as usize;
+    if bits < 8 {
+        let mut bytes = vec![0u8; (cells * bits).div_ceil(8)];
+        primary.fill_bytes(&mut bytes);
+        let below = threshold >> (32 - bits);
+        return (0..cells)
+            .map(|i| {
+                let field = (bytes[i * bits / 8] >> (i * bits % 8)) & ((1 << bits) - 1);
+                u64::from(field) < below
+            })
+            .collect();
+    }
     let mut bytes = vec![0u8; cells];
     primary.fill_bytes(&mut bytes);
     let mut ties = mask_rng(seed);

@@ -11,6 +11,10 @@
 //!   `w * 4096 ..` of ChaCha8 stream `2k`, i.e. words `w * 1024 ..` (4096 is a multiple
 //!   of 4, so every window starts on a word boundary and the keystream can be sought
 //!   there with `set_word_pos`). A part (a range of windows) seeks once, then reads on.
+//! - At rates whose threshold needs at most four bits (0.5; 0.25 and 0.75; the other
+//!   multiples of 1/16) a cell draws one, two or four random bits and never ties:
+//!   the submodule `packed` (an eighth of the keystream at rate 0.5). The rest of
+//!   this list is the byte path of every other rate.
 //! - One random byte per cell. On x86-64 with AVX-512 (F and BW) the primary
 //!   keystream is computed here sixteen ChaCha8 blocks at a time, with AVX2 eight at a
 //!   time (rand_chacha's `fill_bytes` elsewhere); it is the same keystream, checked
@@ -47,12 +51,13 @@
 //!   output. The parts run on their own threads (scoped threads, or the rayon pool
 //!   with the cargo feature `rayon`).
 //!
-//! Throughput (single thread, this repository's `cargo bench --bench dropout`) is
-//! bounded by ChaCha8 itself. With AVX-512 (32 registers, so no spills, and a
+//! Throughput (single thread, this repository's `cargo bench --bench dropout`) of the
+//! byte path is bounded by ChaCha8 itself. With AVX-512 (32 registers, so no spills, and a
 //! rotate instruction) the keystream costs about what a copy does, and the fused,
 //! pipelined select hides most of the memory traffic under it: at 1M f32
-//! (cache-resident) the kernel runs at about 0.67 of a copy at rate 0.5 and 0.53 at
-//! rate 0.1, where ties cost the difference (their tie bits, positions and fix-ups,
+//! (cache-resident) the byte path ran at about 0.67 of a copy where no tie can drop
+//! (rate 0.5, before that rate took the packed path) and 0.53 at rate 0.1, where
+//! ties cost the difference (their tie bits, positions and fix-ups,
 //! and one four-block tie-word computation per window). Folding the ties into the
 //! drop masks before the select (deposit with `pdep`) was tried: a first version
 //! measured slower at rate 0.1 than collecting positions after it, and a later one
@@ -71,15 +76,26 @@
 //! transpose time (three instructions per eight cells) should by that count have
 //! gained about a tenth, and measured no faster. Fusing the select into the rounds
 //! and batching the tie words took the kernel from 0.37 to 0.42 of a copy at rate
-//! 0.5 and from 0.26 to 0.37 at rate 0.1 (criterion means, same machine, before
-//! and after), short of 0.6. At 16M f32 both paths run at 0.76 to 1.12 of a copy,
-//! which memory bounds (the copy itself took 10.9 to 14.3 ms on different days).
+//! 0.5 (then on the byte path) and from 0.26 to 0.37 at rate 0.1 (criterion means,
+//! same machine, before and after), short of 0.6. At 16M f32 both paths run at 0.76
+//! to 1.12 of a copy, which memory bounds (the copy itself took 10.9 to 14.6 ms on
+//! different days).
+//!
+//! The packed path needs an eighth of that keystream at rate 0.5, so its cost is
+//! mostly the select's loads and stores: 0.73 to 0.82 of a copy at 1M f32 on the
+//! AVX2 machine and 0.91 to 1.09 at 16M (criterion means over four runs), where the
+//! byte path had measured 0.43 to 0.50 at 1M. Each window's bits are computed first
+//! and then selected from L1, not fused: at rate 0.5 that is one group of eight
+//! blocks per 4096 cells, little arithmetic to hide. AVX-512 machines run the same
+//! AVX2 code for it; it has not been timed on one.
 
 use crate::error::Result;
-use crate::layers::dropout::{mask_rng, TIE_WINDOW};
+use crate::layers::dropout::{cell_bits, mask_rng, TIE_WINDOW};
 use crate::tensor::{shape_mismatch, Element};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+
+mod packed;
 
 /// Primary-stream words per tie window (one byte per cell, four bytes per word).
 const WINDOW_WORDS: u128 = (TIE_WINDOW / 4) as u128;
@@ -96,6 +112,9 @@ enum Plan {
     DropAll,
     /// Byte compare against `t_hi`; ties drop iff their 24-bit draw is below `t_lo`.
     Mixed { t_hi: u8, t_lo: u32 },
+    /// `bits` (1, 2 or 4) random bits per cell compared with `threshold`, no ties
+    /// (see [`packed`]).
+    Packed { bits: u32, threshold: u32 },
 }
 
 /// The mask of one call of a seeded dropout layer, ready to be applied fast.
@@ -134,6 +153,11 @@ impl DropoutKernel {
             Plan::KeepAll
         } else if threshold >= 1 << 32 {
             Plan::DropAll
+        } else if cell_bits(threshold) < 8 {
+            Plan::Packed {
+                bits: cell_bits(threshold),
+                threshold: threshold as u32,
+            }
         } else {
             Plan::Mixed {
                 t_hi: (threshold >> 24) as u8,
@@ -234,6 +258,7 @@ impl DropoutKernel {
         match self.plan {
             Plan::KeepAll => {}
             Plan::DropAll => mask.fill(true),
+            Plan::Packed { bits, threshold } => packed::mask(self, bits, threshold, &mut mask),
             Plan::Mixed { t_hi, t_lo } => {
                 let mut streams = self.streams(0);
                 let mut window = [0u8; TIE_WINDOW];
@@ -264,31 +289,43 @@ impl DropoutKernel {
         mask
     }
 
-    /// Writes the primary random bytes of this call, one per cell, into `out`: the
-    /// bytes the mask is drawn from. Cell `i` drops when `out[i]` is below the
-    /// threshold's leading byte (`threshold >> 24`), stays when above, and on a tie
-    /// reads a word of the tie stream (see [`reference_mask`](super::dropout::reference_mask)).
-    /// At rate 0 and rate 1 the mask needs no random bytes and ignores these.
+    /// Writes the first `out.len()` primary random bytes of this call into `out`:
+    /// the bytes the mask is drawn from. At most rates a cell takes one byte: cell
+    /// `i` drops when `out[i]` is below the threshold's leading byte
+    /// (`threshold >> 24`), stays when above, and on a tie reads a word of the tie
+    /// stream. At rates whose threshold needs fewer bits ([`cell_bits`] 1, 2 or 4,
+    /// e.g. 0.5) cell `i` takes bits `i * bits ..` of the same bytes (see
+    /// [`reference_mask`](super::dropout::reference_mask)). At rate 0 and rate 1 the
+    /// mask needs no random bytes and ignores these.
     ///
-    /// For audits (a drop decision can be checked by hand from its byte), and for
-    /// the benchmark: this keystream is the part of the kernel's work that no select
-    /// can avoid, so its time is the kernel's floor. Computed the way the kernel
-    /// computes it (AVX-512 or AVX2 where the CPU has them); the bytes are the same
-    /// on every machine.
+    /// For audits (a drop decision can be checked by hand from its byte or bit), and
+    /// for the benchmark: at one byte per cell this keystream is the part of the
+    /// kernel's work that no select can avoid, so its time is the kernel's floor.
+    /// Computed the way the kernel computes it (AVX-512 or AVX2 where the CPU has
+    /// them); the bytes are the same on every machine.
     ///
     /// ```
     /// use nncheck::layers::dropout::{drop_threshold, reference_mask};
     /// use nncheck::layers::dropout_kernel::DropoutKernel;
-    /// let t = drop_threshold(0.25);
-    /// let kernel = DropoutKernel::new(3, 1, t);
     /// let mut bytes = vec![0u8; 10_000];
-    /// kernel.primary_bytes_into(&mut bytes);
+    ///
+    /// // Rate 0.3: a byte per cell, compared with the threshold's leading byte.
+    /// let t = drop_threshold(0.3);
+    /// DropoutKernel::new(3, 1, t).primary_bytes_into(&mut bytes);
     /// let mask = reference_mask(3, 1, t, bytes.len());
     /// let t_hi = (t >> 24) as u8;
     /// for (&b, &dropped) in bytes.iter().zip(&mask) {
     ///     if b != t_hi {
     ///         assert_eq!(dropped, b < t_hi);
     ///     }
+    /// }
+    ///
+    /// // Rate 0.5: a bit per cell, least significant first; a zero bit drops.
+    /// let t = drop_threshold(0.5);
+    /// DropoutKernel::new(3, 1, t).primary_bytes_into(&mut bytes);
+    /// let mask = reference_mask(3, 1, t, 8 * bytes.len());
+    /// for (i, &dropped) in mask.iter().enumerate() {
+    ///     assert_eq!(dropped, bytes[i / 8] >> (i % 8) & 1 == 0);
     /// }
     /// ```
     pub fn primary_bytes_into(&self, out: &mut [u8]) {
@@ -333,6 +370,9 @@ impl DropoutKernel {
             Plan::DropAll => {
                 out.fill(F::zero());
                 out.len() as u64
+            }
+            Plan::Packed { bits, threshold } => {
+                packed::run(self, bits, threshold, first_window, x, out, scale)
             }
             Plan::Mixed { t_hi, t_lo } => {
                 let streams = self.streams(first_window);
@@ -796,7 +836,7 @@ unsafe fn select_windows_avx2_f32(
         // SAFETY: AVX2 is enabled here; the job's pointers address window `w - 1`,
         // a whole window of `src` and of `dst`.
         let count = unsafe {
-            avx2::keystream_selecting::<true>(
+            avx2::keystream_selecting::<true, TIE_WINDOW>(
                 &streams.key,
                 streams.stream,
                 block,
@@ -1118,20 +1158,21 @@ mod avx2 {
         ]
     }
 
-    /// Writes the ChaCha8 keystream of `stream` from block `block` on (64 blocks,
-    /// one tie window) into `out`.
+    /// Writes the ChaCha8 keystream of `stream` from block `block` on into `out`:
+    /// `N / 64` blocks, a whole number of eight-block groups (`N = TIE_WINDOW` is one
+    /// tie window of primary bytes).
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn keystream(
+    pub(super) unsafe fn keystream<const N: usize>(
         key: &[u32; 8],
         stream: u64,
         block: u64,
-        out: &mut [u8; TIE_WINDOW],
+        out: &mut [u8; N],
     ) {
         // SAFETY: AVX2 is enabled here; no select job, so no pointers are used.
-        unsafe { keystream_selecting::<false>(key, stream, block, out, None) };
+        unsafe { keystream_selecting::<false, N>(key, stream, block, out, None) };
     }
 
     /// The byte select of one whole earlier window of `f32` cells, done in slices
@@ -1176,13 +1217,14 @@ mod avx2 {
     /// The CPU must support AVX2; with `SELECT`, `job.src` must be readable and
     /// `job.dst` writable for `TIE_WINDOW` cells.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn keystream_selecting<const SELECT: bool>(
+    pub(super) unsafe fn keystream_selecting<const SELECT: bool, const N: usize>(
         key: &[u32; 8],
         stream: u64,
         mut block: u64,
-        out: &mut [u8; TIE_WINDOW],
+        out: &mut [u8; N],
         job: Option<&WindowSelect>,
     ) -> u32 {
+        const { assert!(N.is_multiple_of(8 * 64) && (!SELECT || N == TIE_WINDOW)) };
         let (r16, r8) = rotation_masks();
         // Cells selected per slice: two slices per double round, 8 groups x 4
         // double rounds x 2 slices x 64 cells = one window. Measured here: slices of
@@ -1985,7 +2027,8 @@ mod tests {
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         for n in [0, 5, TIE_WINDOW, TIE_WINDOW + 1, 17 * TIE_WINDOW + 333] {
             let x: Vec<f32> = (0..n).map(|i| (i as f32 - 5000.5) * 0.37).collect();
-            for rate in [0.1, 0.5, 0.3, 1e-9, 0.999] {
+            // 129/256: a byte per cell and no ties (rate 0.5 takes the packed path).
+            for rate in [0.1, 129.0 / 256.0, 0.3, 1e-9, 0.999] {
                 for (seed, call, first_window) in
                     [(3u64, 0u64, 0usize), (9, 7, 6), (1, u64::MAX, 1)]
                 {
@@ -2104,7 +2147,7 @@ mod tests {
 
     #[test]
     fn mask_matches_reference_across_windows() {
-        for rate in [0.1, 0.5, 0.999, 1e-3] {
+        for rate in [0.1, 0.5, 129.0 / 256.0, 0.999, 1e-3] {
             let t = drop_threshold(rate);
             let n = 3 * TIE_WINDOW + 17;
             assert_eq!(
