@@ -322,60 +322,26 @@ mod tests {
                     .map(|(&v, &d)| if d { 0.0f64 } else { f64::from(v) * 2.0 }.to_bits())
                     .collect();
                 let kernel = DropoutKernel::new(seed, 9, u64::from(t));
+                let run: fn(&DropoutKernel, bool, usize, u32, &[f32]) -> Forced = match bits {
+                    1 => run_forced::<1>,
+                    2 => run_forced::<2>,
+                    _ => run_forced::<4>,
+                };
                 for avx2 in [false, host] {
                     for first_window in [0usize, 2] {
                         let cells = first_window * TIE_WINDOW..;
-                        let mut into = vec![f32::NAN; x.len() - cells.start];
-                        let mut inplace = x[cells.clone()].to_vec();
-                        let mut wide: Vec<f64> = inplace.iter().map(|&v| f64::from(v)).collect();
-                        let mut m = vec![false; x.len()];
-                        let counts = match bits {
-                            1 => run_forced::<1>(
-                                &kernel,
-                                avx2,
-                                first_window,
-                                t,
-                                &x[cells.clone()],
-                                &mut into,
-                                &mut inplace,
-                                &mut wide,
-                                &mut m,
-                            ),
-                            2 => run_forced::<2>(
-                                &kernel,
-                                avx2,
-                                first_window,
-                                t,
-                                &x[cells.clone()],
-                                &mut into,
-                                &mut inplace,
-                                &mut wide,
-                                &mut m,
-                            ),
-                            _ => run_forced::<4>(
-                                &kernel,
-                                avx2,
-                                first_window,
-                                t,
-                                &x[cells.clone()],
-                                &mut into,
-                                &mut inplace,
-                                &mut wide,
-                                &mut m,
-                            ),
-                        };
+                        let got = run(&kernel, avx2, first_window, t, &x[cells.clone()]);
                         let dropped = mask[cells.clone()].iter().filter(|&&d| d).count() as u64;
                         let case =
                             format!("bits {bits}, len {len}, avx2 {avx2}, window {first_window}");
-                        assert_eq!(counts, [dropped; 3], "{case}");
-                        let got: Vec<u32> = into.iter().map(|v| v.to_bits()).collect();
-                        assert_eq!(got, want[cells.clone()], "{case}");
-                        let got: Vec<u32> = inplace.iter().map(|v| v.to_bits()).collect();
-                        assert_eq!(got, want[cells.clone()], "{case}");
-                        let got: Vec<u64> = wide.iter().map(|v| v.to_bits()).collect();
-                        assert_eq!(got, want64[cells.clone()], "{case}");
+                        assert_eq!(got.counts, [dropped; 3], "{case}");
+                        let bits32 = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits32(&got.into), want[cells.clone()], "{case}");
+                        assert_eq!(bits32(&got.in_place), want[cells.clone()], "{case}");
+                        let wide: Vec<u64> = got.wide.iter().map(|v| v.to_bits()).collect();
+                        assert_eq!(wide, want64[cells.clone()], "{case}");
                         if first_window == 0 {
-                            assert_eq!(m, mask, "{case}");
+                            assert_eq!(got.mask, mask, "{case}");
                         }
                     }
                 }
@@ -383,35 +349,49 @@ mod tests {
         }
     }
 
-    /// Runs every entry of the packed path with the keystream and select forced to
-    /// AVX2 or not: out of place, in place, `f64`, and (from window 0) the mask.
-    #[allow(clippy::too_many_arguments)]
+    /// What every entry of the packed path gave on one input.
+    struct Forced {
+        /// Drop counts: out of place, in place, `f64` in place.
+        counts: [u64; 3],
+        into: Vec<f32>,
+        in_place: Vec<f32>,
+        wide: Vec<f64>,
+        /// The mask of the same cells (computed from window 0 only).
+        mask: Vec<bool>,
+    }
+
+    /// Runs every entry of the packed path on `x` (the cells from window
+    /// `first_window` on) with the keystream and select forced to AVX2 or not.
     fn run_forced<const BITS: usize>(
         kernel: &DropoutKernel,
         avx2: bool,
         first_window: usize,
         t: u32,
         x: &[f32],
-        into: &mut [f32],
-        inplace: &mut [f32],
-        wide: &mut [f64],
-        mask: &mut [bool],
-    ) -> [u64; 3] {
+    ) -> Forced {
         let forced = || {
             let mut bits = PackedBits::<BITS>::new(kernel, first_window);
             bits.avx2 = avx2;
             bits
         };
+        let mut into = vec![f32::NAN; x.len()];
+        let mut in_place = x.to_vec();
+        let mut wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
         let counts = [
-            select_windows(forced(), t, Some(x), into, 2.0f32),
-            select_windows(forced(), t, None, inplace, 2.0f32),
-            select_windows(forced(), t, None, wide, 2.0f64),
+            select_windows(forced(), t, Some(x), &mut into, 2.0f32),
+            select_windows(forced(), t, None, &mut in_place, 2.0f32),
+            select_windows(forced(), t, None, &mut wide, 2.0f64),
         ];
+        let mut mask = vec![false; x.len()];
         if first_window == 0 {
-            let mut bits = PackedBits::<BITS>::new(kernel, 0);
-            bits.avx2 = avx2;
-            mask_windows(bits, t, mask);
+            mask_windows(forced(), t, &mut mask);
         }
-        counts
+        Forced {
+            counts,
+            into,
+            in_place,
+            wide,
+            mask,
+        }
     }
 }
