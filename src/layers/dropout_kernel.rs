@@ -37,7 +37,7 @@
 //!   AVX2 enabled and chosen at run time.
 //! - Ties (`byte == t_hi`, probability 1/256) are fixed up afterwards. A tie can only
 //!   drop when the low 24 bits of the threshold, `t_lo`, are non-zero (`r < t_lo`), so
-//!   at rates such as 0.5 or 1/256 no tie is even looked for. Otherwise tie positions
+//!   at rates such as 1/256 or 129/256 no tie is even looked for. Otherwise tie positions
 //!   are collected with byte compares and move-masks, the `j`-th tie of window `w`
 //!   reads word `j` of the window's tie run (stream `2k + 1`, words `w * 4096 ..`),
 //!   and the result is applied with a mask, not a branch. The words come from
