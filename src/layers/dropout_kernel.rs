@@ -37,15 +37,16 @@
 //!   AVX2 enabled and chosen at run time.
 //! - Ties (`byte == t_hi`, probability 1/256) are fixed up afterwards. A tie can only
 //!   drop when the low 24 bits of the threshold, `t_lo`, are non-zero (`r < t_lo`), so
-//!   at rates such as 1/256 or 129/256 no tie is even looked for. Otherwise tie positions
-//!   are collected with byte compares and move-masks, the `j`-th tie of window `w`
-//!   reads word `j` of the window's tie run (stream `2k + 1`, words `w * 4096 ..`),
-//!   and the result is applied with a mask, not a branch. The words come from
-//!   rand_chacha sought once per window, except on the fused paths: with AVX-512 a
-//!   four-block ChaCha8 per window, with AVX2 one eight-lane pass per block that
-//!   gives the first 32 words of eight windows' runs at once (a window has 16 ties
-//!   on average; the rare 33rd tie seeks rand_chacha). Seeking rand_chacha
-//!   regenerates its four-block buffer and cost more than the whole byte select.
+//!   at rates such as 1/256 or 129/256 no tie is even looked for. Otherwise tie
+//!   positions are collected with byte compares and move-masks, the `j`-th tie of
+//!   window `w` reads word `j` of the window's tie run (stream `2k + 1`, words
+//!   `w * 4096 ..`), and the result is applied with a mask, not a branch. The words
+//!   come from rand_chacha sought once per window, except on the fused paths: with
+//!   AVX-512 a four-block ChaCha8 per window, with AVX2 one eight-lane pass per
+//!   block that gives the first 32 words of eight windows' runs at once (a window
+//!   has 16 ties on average; the rare 33rd tie seeks rand_chacha). Seeking
+//!   rand_chacha regenerates its four-block buffer and cost more than the whole
+//!   byte select.
 //! - Chunked execution ([`DropoutKernel::forward_into_chunked`]) splits the cells at
 //!   window boundaries and seeks each part independently, so any split gives the same
 //!   output. The parts run on their own threads (scoped threads, or the rayon pool
