@@ -384,6 +384,8 @@ impl DropoutKernel {
 }
 
 /// The two ChaCha8 streams of a call and the window the primary one stands at.
+// Elsewhere than x86-64 only rand_chacha's generators are read.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Streams {
     /// rand_chacha's generator on the primary stream, sought to `first_window`.
     primary: ChaCha8Rng,

@@ -28,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 const MAX_WINDOW_BYTES: usize = TIE_WINDOW / 2;
 
 /// Bytes of one eight-block AVX2 keystream group.
+#[cfg(target_arch = "x86_64")]
 const GROUP_BYTES: usize = 8 * 64;
 
 /// The kernel's output at a packed rate: `bits` is 1, 2 or 4 (see
@@ -58,6 +59,8 @@ pub(super) fn mask(kernel: &DropoutKernel, bits: u32, t: u32, mask: &mut [bool])
 }
 
 /// The primary stream of one call read `BITS` bits per cell, window by window.
+// Elsewhere than x86-64 only rand_chacha's generator is read.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct PackedBits<const BITS: usize> {
     /// rand_chacha's generator on the primary stream, sought to `first_window`.
     primary: ChaCha8Rng,
@@ -153,26 +156,57 @@ fn select_windows<F: Element, const BITS: usize>(
     for (w, o) in out.chunks_mut(TIE_WINDOW).enumerate() {
         let xw = x.map(|x| &x[w * TIE_WINDOW..][..o.len()]);
         let bytes = bits.window(w);
-        let mut done = 0;
-        let mut count = 0u32;
-        #[cfg(target_arch = "x86_64")]
-        if simd_f32 {
-            done =
-                o.len() / PackedBits::<BITS>::CELLS_PER_WORD * PackedBits::<BITS>::CELLS_PER_WORD;
-            let dst = o.as_mut_ptr().cast::<f32>();
-            let src = xw.map_or(dst.cast_const(), |x| x.as_ptr().cast::<f32>());
-            // SAFETY: `F` is `f32` (same type id), so this is the same value; AVX2 is
-            // present (`bits.avx2`); `src` (the window's input, or `dst` in place)
-            // is readable and `dst` writable for `o.len() >= done` cells.
-            count = unsafe {
-                let scale = std::mem::transmute_copy::<F, f32>(&scale);
-                select_f32_avx2::<BITS>(bytes, t, src, dst, done, scale)
-            };
-        }
-        count = count.wrapping_add(select_portable::<F, BITS>(bytes, t, xw, o, scale, done));
-        dropped += u64::from(count);
+        let (done, count) = if simd_f32 {
+            // SAFETY: `bits.avx2` is only set when the CPU supports AVX2.
+            unsafe { select_head_f32::<F, BITS>(bytes, t, xw, o, scale) }
+        } else {
+            (0, 0)
+        };
+        let rest = select_portable::<F, BITS>(bytes, t, xw, o, scale, done);
+        dropped += u64::from(count) + u64::from(rest);
     }
     dropped
+}
+
+/// The whole words of one window of `f32` cells (`F` must be `f32`, and the CPU
+/// must have AVX2), selected by [`select_f32_avx2`]; returns how many cells that
+/// covered and their drop count. Elsewhere than x86-64, nothing.
+///
+/// # Safety
+/// The CPU must support AVX2.
+///
+/// # Panics
+/// When `F` is not `f32`.
+#[inline(always)]
+unsafe fn select_head_f32<F: Element, const BITS: usize>(
+    bytes: &[u8],
+    t: u32,
+    x: Option<&[F]>,
+    o: &mut [F],
+    scale: F,
+) -> (usize, u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert_eq!(std::any::TypeId::of::<F>(), std::any::TypeId::of::<f32>());
+        let per_word = PackedBits::<BITS>::CELLS_PER_WORD;
+        let done = o.len() / per_word * per_word;
+        let dst = o.as_mut_ptr().cast::<f32>();
+        let src = x.map_or(dst.cast_const(), |x| x.as_ptr().cast::<f32>());
+        // SAFETY: `F` is `f32` (asserted), so this is the same value; the caller
+        // vouches for AVX2; `src` (the input, as long as `o`, or `dst` in place) is
+        // readable and `dst` writable for `o.len() >= done` cells, whose bits are
+        // in `bytes` (a whole window's).
+        let count = unsafe {
+            let scale = std::mem::transmute_copy::<F, f32>(&scale);
+            select_f32_avx2::<BITS>(bytes, t, src, dst, done, scale)
+        };
+        (done, count)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (bytes, t, x, o, scale);
+        (0, 0)
+    }
 }
 
 /// The select of cells `from ..` of one window (`from` a multiple of the cells per
