@@ -235,6 +235,36 @@ fn non_standard_layout_follows_row_major_mask() {
 }
 
 /// Mismatched buffers are a typed error and leave the output untouched.
+/// The packed layout as the docs state it, read independently: the primary bytes
+/// are one little-endian number, and cell `i` is its bits `i * bits ..`. At the
+/// widths 1, 2 and 4 the mask drops exactly the cells whose field is below
+/// `t >> (32 - bits)`, and no other rate reads them this way.
+#[test]
+fn packed_cells_read_least_significant_bits_first() {
+    let cells = 3 * TIE_WINDOW + 77;
+    for (bits, t) in [
+        (1u32, 1u64 << 31),
+        (2, 1 << 30),
+        (2, 3 << 30),
+        (4, 11 << 28),
+    ] {
+        let kernel = DropoutKernel::new(17, 5, t);
+        let mut bytes = vec![0u8; cells * bits as usize / 8 + 16];
+        kernel.primary_bytes_into(&mut bytes);
+        let fields_per_chunk = 128 / bits as usize;
+        let want: Vec<bool> = (0..cells)
+            .map(|i| {
+                let chunk = &bytes[i / fields_per_chunk * 16..][..16];
+                let number = u128::from_le_bytes(chunk.try_into().unwrap());
+                let field = number >> (bits as usize * (i % fields_per_chunk)) & ((1 << bits) - 1);
+                field < u128::from(t >> (32 - bits))
+            })
+            .collect();
+        assert_eq!(reference_mask(17, 5, t, cells), want, "bits {bits}");
+        assert_eq!(kernel.mask(cells), want, "bits {bits}");
+    }
+}
+
 #[test]
 fn length_mismatch_is_an_error() {
     let kernel = DropoutKernel::new(1, 0, drop_threshold(0.5));

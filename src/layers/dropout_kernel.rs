@@ -7,14 +7,15 @@
 //! (seed, call, element index): never on chunking or thread count.
 //!
 //! How it is fast while staying exact:
+//! - At rates whose threshold needs at most four bits (0.5; 0.25 and 0.75; the other
+//!   multiples of 1/16) a cell draws one, two or four random bits and never ties:
+//!   the submodule `packed` (an eighth of the keystream at rate 0.5). Its windows
+//!   and parts work as below, with `bits / 8` of a byte per cell. The rest of this
+//!   list is the byte path of every other rate.
 //! - Work proceeds in windows of [`TIE_WINDOW`] cells. Window `w` reads primary bytes
 //!   `w * 4096 ..` of ChaCha8 stream `2k`, i.e. words `w * 1024 ..` (4096 is a multiple
 //!   of 4, so every window starts on a word boundary and the keystream can be sought
 //!   there with `set_word_pos`). A part (a range of windows) seeks once, then reads on.
-//! - At rates whose threshold needs at most four bits (0.5; 0.25 and 0.75; the other
-//!   multiples of 1/16) a cell draws one, two or four random bits and never ties:
-//!   the submodule `packed` (an eighth of the keystream at rate 0.5). The rest of
-//!   this list is the byte path of every other rate.
 //! - One random byte per cell. On x86-64 with AVX-512 (F and BW) the primary
 //!   keystream is computed here sixteen ChaCha8 blocks at a time, with AVX2 eight at a
 //!   time (rand_chacha's `fill_bytes` elsewhere); it is the same keystream, checked
@@ -67,8 +68,8 @@
 //!
 //! With AVX2 alone the vector pipes are most of the limit at cache-resident sizes.
 //! The keystream by itself ([`DropoutKernel::primary_bytes_into`], the bench's
-//! `keystream_into`) takes 1.2 to 1.35 times as long as a copy of the same cells
-//! at 1M f32 and keeps the pipes about 90% busy (about 580 vector instructions per
+//! `keystream_into`) takes 1.1 to 1.35 times as long as a copy of the same cells
+//! at 1M f32 (criterion means, and best-of timings) and keeps the pipes about 90% busy (about 580 vector instructions per
 //! eight blocks, 2.6 per cycle where independent ones reach 3.0 on the Zen 3 it was
 //! timed on). The select's five instructions per eight cells therefore add to its
 //! time rather than hide under it: selecting the same 4096 cells over and over (data
@@ -78,7 +79,7 @@
 //! gained about a tenth, and measured no faster. Fusing the select into the rounds
 //! and batching the tie words took the kernel from 0.37 to 0.42 of a copy at rate
 //! 0.5 (then on the byte path) and from 0.26 to 0.37 at rate 0.1 (criterion means,
-//! same machine, before and after), short of 0.6. At 16M f32 both paths run at 0.76
+//! same machine, before and after), short of 0.6. At 16M f32 both paths run at 0.73
 //! to 1.12 of a copy, which memory bounds (the copy itself took 10.9 to 14.6 ms on
 //! different days).
 //!
@@ -302,8 +303,9 @@ impl DropoutKernel {
     /// For audits (a drop decision can be checked by hand from its byte or bit), and
     /// for the benchmark: at one byte per cell this keystream is the part of the
     /// kernel's work that no select can avoid, so its time is the kernel's floor.
-    /// Computed the way the kernel computes it (AVX-512 or AVX2 where the CPU has
-    /// them); the bytes are the same on every machine.
+    /// Computed the way the byte path computes it (AVX-512 or AVX2 where the CPU has
+    /// them; the packed path uses AVX2 or rand_chacha); the bytes are the same on
+    /// every machine and every path.
     ///
     /// ```
     /// use nncheck::layers::dropout::{drop_threshold, reference_mask};

@@ -68,7 +68,9 @@ struct PackedBits<const BITS: usize> {
     /// The key and primary stream number, for the AVX2 keystream.
     key: [u32; 8],
     stream: u64,
-    /// Whether the AVX2 keystream (and, for `f32`, the AVX2 select) may be used.
+    /// Whether the AVX2 keystream (and, for `f32`, the AVX2 select) may be used:
+    /// set from CPU detection only (unsafe code relies on it); tests may lower it,
+    /// never raise it.
     avx2: bool,
     buffer: [u8; MAX_WINDOW_BYTES],
 }
@@ -304,7 +306,7 @@ unsafe fn select_f32_avx2<const BITS: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::dropout::reference_mask;
+    use crate::layers::dropout::{cell_bits, reference_mask};
 
     /// The compare is exact: of the `2^BITS` field values, exactly `t >> (32 - BITS)`
     /// drop, whatever the other cells' bits in the word.
@@ -341,7 +343,12 @@ mod tests {
     fn every_path_matches_reference() {
         let host = super::super::avx2::detected();
         let seed = 0x0123_4567_89ab_cdef;
-        for (bits, t) in [(1u32, 1u32 << 31), (2, 3 << 30), (2, 1 << 30), (4, 5 << 28)] {
+        // Every packed threshold: below and above 2^31 (the AVX2 compare flips bit 31).
+        let thresholds = [(1u32, 1u32 << 31), (2, 1 << 30), (2, 3 << 30)]
+            .into_iter()
+            .chain((1..16).step_by(2).map(|k| (4, k << 28)));
+        for (bits, t) in thresholds {
+            assert_eq!(cell_bits(u64::from(t)), bits, "t {t:#x}");
             for len in [0usize, 1, 7, 31, 33, 4095, 4096, 4097, 3 * 4096 + 17] {
                 let mask = reference_mask(seed, 9, u64::from(t), 2 * TIE_WINDOW + len);
                 let x: Vec<f32> = (0..mask.len()).map(|i| i as f32 - 0.5).collect();
