@@ -129,6 +129,7 @@ fn drop_mask<const BITS: usize>(word: u32, j: usize, t: u32) -> u32 {
     0u32.wrapping_sub(u32::from(shifted < t))
 }
 
+/// [`mask`] at one bit width: each window's bits, decoded cell by cell.
 fn mask_windows<const BITS: usize>(mut bits: PackedBits<BITS>, t: u32, mask: &mut [bool]) {
     for (w, cells) in mask.chunks_mut(TIE_WINDOW).enumerate() {
         let words = bits.window(w).as_chunks::<4>().0;
