@@ -155,9 +155,9 @@ impl DropoutKernel {
             Plan::KeepAll
         } else if threshold >= 1 << 32 {
             Plan::DropAll
-        } else if cell_bits(threshold) < 8 {
+        } else if let bits @ (1 | 2 | 4) = cell_bits(threshold) {
             Plan::Packed {
-                bits: cell_bits(threshold),
+                bits,
                 threshold: threshold as u32,
             }
         } else {
@@ -1269,8 +1269,16 @@ mod avx2 {
             transpose_store(&x[8..], group.as_mut_ptr().add(32));
             block = block.wrapping_add(8);
         }
+        drop_count(count)
+    }
+
+    /// The sum of the eight lanes of a drop counter (each lane counts its drops,
+    /// having had all-ones masks, i.e. -1, subtracted from it).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn drop_count(count: __m256i) -> u32 {
         let mut lanes = [0u32; 8];
-        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), count);
+        // SAFETY: `lanes` is 32 writable bytes.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), count) };
         lanes.iter().fold(0u32, |a, &l| a.wrapping_add(l))
     }
 }

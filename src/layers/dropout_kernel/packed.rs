@@ -82,14 +82,15 @@ impl<const BITS: usize> PackedBits<BITS> {
     const CELLS_PER_WORD: usize = 32 / BITS;
 
     fn new(kernel: &DropoutKernel, first_window: usize) -> Self {
+        let stream = kernel.call.wrapping_mul(2);
         let mut primary = mask_rng(kernel.seed);
-        primary.set_stream(kernel.call.wrapping_mul(2));
+        primary.set_stream(stream);
         primary.set_word_pos((first_window * Self::WINDOW_BYTES / 4) as u128);
         PackedBits {
             primary,
             first_window,
             key: kernel.key,
-            stream: kernel.call.wrapping_mul(2),
+            stream,
             avx2: super::avx2::detected(),
             buffer: [0; MAX_WINDOW_BYTES],
         }
@@ -298,10 +299,7 @@ unsafe fn select_f32_avx2<const BITS: usize>(
             count = _mm256_sub_epi32(count, drop);
         }
     }
-    let mut lanes = [0u32; 8];
-    // SAFETY: `lanes` is 32 writable bytes.
-    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), count) };
-    lanes.iter().fold(0u32, |a, &l| a.wrapping_add(l))
+    super::avx2::drop_count(count)
 }
 
 #[cfg(test)]
