@@ -71,17 +71,17 @@
 //! `keystream_into`) takes 1.1 to 1.4 times as long as a copy of the same cells
 //! at 1M f32 (criterion means, and best-of timings) and keeps the pipes about 90%
 //! busy (about 580 vector instructions per eight blocks, 2.6 per cycle where
-//! independent ones reach 3.0 on the Zen 3 it was timed on). The select's five instructions per eight cells therefore add to its
-//! time rather than hide under it: selecting the same 4096 cells over and over (data
-//! in L1) while the keystream ran, the loop took nearly as long as on 1M cells
-//! from L3. The pipes do not explain everything: a select with the compare moved to
-//! transpose time (three instructions per eight cells) should by that count have
-//! gained about a tenth, and measured no faster. Fusing the select into the rounds
-//! and batching the tie words took the kernel from 0.37 to 0.42 of a copy at rate
-//! 0.5 (then on the byte path) and from 0.26 to 0.37 at rate 0.1 (criterion means,
-//! same machine, before and after), short of 0.6. At 16M f32 both paths run at 0.73
-//! to 1.16 of a copy, which memory bounds (the copy itself took 10.9 to 14.6 ms on
-//! different days).
+//! independent ones reach 3.0 on the Zen 3 it was timed on). The select's five
+//! instructions per eight cells therefore add to its time rather than hide under it:
+//! selecting the same 4096 cells over and over (data in L1) while the keystream ran,
+//! the loop took nearly as long as on 1M cells from L3. The pipes do not explain
+//! everything: a select with the compare moved to transpose time (three instructions
+//! per eight cells) should by that count have gained about a tenth, and measured no
+//! faster. Fusing the select into the rounds and batching the tie words took the kernel
+//! from 0.37 to 0.42 of a copy at rate 0.5 (then on the byte path) and from 0.26 to
+//! 0.37 at rate 0.1 (criterion means, same machine, before and after), short of 0.6. At
+//! 16M f32 both paths run at 0.73 to 1.16 of a copy, which memory bounds (the copy
+//! itself took 10.9 to 14.6 ms on different days).
 //!
 //! The packed path needs an eighth of that keystream at rate 0.5, so its cost is
 //! mostly the select's loads and stores: 0.73 to 0.82 of a copy at 1M f32 on the
