@@ -234,11 +234,10 @@ fn non_standard_layout_follows_row_major_mask() {
     }
 }
 
-/// Mismatched buffers are a typed error and leave the output untouched.
 /// The packed layout as the docs state it, read independently: the primary bytes
 /// are one little-endian number, and cell `i` is its bits `i * bits ..`. At the
 /// widths 1, 2 and 4 the mask drops exactly the cells whose field is below
-/// `t >> (32 - bits)`, and no other rate reads them this way.
+/// `t >> (32 - bits)`.
 #[test]
 fn packed_cells_read_least_significant_bits_first() {
     let cells = 3 * TIE_WINDOW + 77;
@@ -265,6 +264,7 @@ fn packed_cells_read_least_significant_bits_first() {
     }
 }
 
+/// Mismatched buffers are a typed error and leave the output untouched.
 #[test]
 fn length_mismatch_is_an_error() {
     let kernel = DropoutKernel::new(1, 0, drop_threshold(0.5));
