@@ -61,6 +61,17 @@ pub enum Error {
         /// Its shape.
         shape: Vec<usize>,
     },
+    /// A model input shape (one sample, batch axis excluded) with an axis of length 0.
+    ///
+    /// Every batch of such a model would hold no elements, so it is refused when
+    /// the model is built rather than on its first call.
+    #[error("model `{model}`: input shape {shape:?} has an axis of length 0, so every sample would be empty; each axis of a sample needs a length of at least 1")]
+    EmptySample {
+        /// The model being built.
+        model: String,
+        /// The per-sample input shape that was given.
+        shape: Vec<usize>,
+    },
     /// Two tensors that must share their batch size do not.
     #[error("x has {x_samples} samples but y has {y_samples}: they must match")]
     BatchSizeMismatch {

@@ -54,6 +54,11 @@ struct VerifyArgs {
     /// Print one JSON record per check (schema: nncheck::check::CheckReport) instead of a table.
     #[arg(long)]
     json: bool,
+    /// Run only shard k of N (a contiguous block of the cases, for splitting a large
+    /// --cases run across machines); the shards' records, joined in order, are the
+    /// unsharded run's.
+    #[arg(long, default_value = "1/1")]
+    shard: nncheck::check::verify::Shard,
 }
 
 fn main() -> ExitCode {
@@ -67,59 +72,16 @@ fn main() -> ExitCode {
 
 fn verify(args: &VerifyArgs) -> ExitCode {
     use indicatif::{ProgressBar, ProgressStyle};
-    use nncheck::check::battery::{self, DropoutCase, OptimizerKind, TrainingCase};
-    use rand::RngExt;
+    use nncheck::check::verify;
 
-    let mut rng = nncheck::rng::chacha(args.seed);
-    let bar = ProgressBar::new(args.cases as u64);
+    let range = args.shard.range(args.cases);
+    let bar = ProgressBar::new(range.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} cases {msg}").expect("valid template"),
     );
-    let mut reports = Vec::new();
-    for case in 0..args.cases {
-        let result = if case % 2 == 0 {
-            let rank = rng.random_range(1..=3usize);
-            let total = 10f64.powf(rng.random_range(0.0..5.0)) as usize;
-            let mut shape = vec![1usize; rank];
-            shape[0] = total.max(1);
-            if rank >= 2 {
-                shape[1] = rng.random_range(1..=8usize);
-                shape[0] = (total / shape[1]).max(1);
-            }
-            let case = DropoutCase {
-                rate: rng.random_range(0.01..0.99),
-                shape,
-                seed: rng.random(),
-            };
-            battery::dropout_battery(&case, args.alpha)
-        } else {
-            let case = TrainingCase {
-                optimizer: OptimizerKind::ALL[rng.random_range(0..OptimizerKind::ALL.len())],
-                weight_decay: if rng.random_bool(0.5) {
-                    rng.random_range(0.0..0.1)
-                } else {
-                    0.0
-                },
-                epochs: rng.random_range(1..=3),
-                batch_size: rng.random_range(1..=64),
-                freeze_mid_training: rng.random_bool(0.5),
-                rate: rng.random_range(0.05..0.95),
-                seed: rng.random(),
-            };
-            battery::training_battery(&case)
-        };
-        match result {
-            Ok(r) => reports.extend(r),
-            Err(e) => reports.push(nncheck::check::CheckReport::exact(
-                "battery_ran",
-                &format!("case {case}"),
-                format!("error: {e}"),
-                "no error".into(),
-                false,
-            )),
-        }
-        bar.inc(1);
-    }
+    let reports = verify::run(args.seed, args.cases, args.alpha, args.shard, |_| {
+        bar.inc(1)
+    });
     bar.finish_and_clear();
     let failed: Vec<_> = reports.iter().filter(|r| !r.pass).collect();
     if args.json {

@@ -120,6 +120,28 @@ pub fn checked_len(shape: &[usize]) -> Result<usize> {
     Ok(n)
 }
 
+/// The element count of one sample of a model's input, or the error that refuses it:
+/// [`Error::EmptySample`] when an axis is 0, [`Error::TooLarge`] past the cap.
+///
+/// A zero axis is refused because every batch of that shape would be empty (SPEC
+/// §7), and because the other axes could then be of any length without holding an
+/// element, which later concatenations could not represent.
+///
+/// ```
+/// use nncheck::{tensor::checked_sample_shape, Error};
+/// assert_eq!(checked_sample_shape("m", &[2, 3]).unwrap(), 6);
+/// assert!(matches!(checked_sample_shape("m", &[0, 1 << 62]), Err(Error::EmptySample { .. })));
+/// ```
+pub fn checked_sample_shape(model: &str, shape: &[usize]) -> Result<usize> {
+    if shape.contains(&0) {
+        return Err(Error::EmptySample {
+            model: model.to_string(),
+            shape: shape.to_vec(),
+        });
+    }
+    checked_len(shape)
+}
+
 /// True when both arrays have the same shape and every element has the same bits.
 ///
 /// This is the comparison the suite uses for "bit-identical": NaN payloads, the

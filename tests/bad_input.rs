@@ -387,6 +387,32 @@ fn empty_batches_are_rejected() {
     assert_unchanged("empty batch", &model, &before);
 }
 
+/// A sample shape with an axis of 0 is refused when the model is built, by name:
+/// every batch would be empty, and the other axes could be of any length. The
+/// shape of a fuzz-found case (two enormous axes behind zero axes, then
+/// concatenated) is among them.
+#[test]
+fn a_model_input_with_an_axis_of_zero_is_rejected_at_build() {
+    let enormous = 2_301_232_756_958_429_184usize;
+    for shape in [vec![0], vec![3, 0], vec![0, 0, enormous]] {
+        let names = |got: &Vec<usize>| *got == shape;
+        assert_rejected!(
+            Sequential::<f32>::new("m").add(ReLU::new()).build(&shape, Some(0)),
+            Error::EmptySample { shape: got, .. } if names(got)
+        );
+        let mut g = Functional::<f32>::new("g", Some(0));
+        assert_rejected!(g.input(&shape), Error::EmptySample { shape: got, .. } if names(got));
+    }
+    let message = Functional::<f32>::new("g", Some(0))
+        .input(&[0, 0, enormous])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("axis of length 0") && message.contains(&enormous.to_string()),
+        "{message}"
+    );
+}
+
 #[test]
 fn zero_batch_size_and_zero_epochs_are_rejected() {
     let mut model = trained_network();

@@ -85,3 +85,43 @@ fn the_readme_excerpt_is_what_the_main_job_prints() {
         );
     }
 }
+
+/// The shards of a run, joined in order, are the unsharded run record for record:
+/// same seeds, no case run twice, none left out.
+#[test]
+fn verify_shards_join_to_the_unsharded_run() {
+    let records = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["verify", "--cases", "400", "--seed", "1", "--json"];
+        args.extend_from_slice(extra);
+        let out = nncheck(&args);
+        assert!(out.status.success(), "verify {extra:?} failed");
+        serde_json::from_slice(&out.stdout).expect("a JSON array")
+    };
+    let whole = records(&[]);
+    let mut joined = Vec::new();
+    let mut sizes = Vec::new();
+    for k in 1..=4 {
+        let shard = records(&["--shard", &format!("{k}/4")]);
+        sizes.push(shard.len());
+        joined.extend(shard);
+    }
+    assert!(
+        sizes.iter().all(|&n| n > 0),
+        "every shard runs cases: {sizes:?}"
+    );
+    assert_eq!(joined.len(), whole.len(), "record counts {sizes:?}");
+    assert!(
+        joined == whole,
+        "the joined shards differ from the whole run"
+    );
+}
+
+#[test]
+fn a_malformed_shard_is_refused_by_name() {
+    for bad in ["0/4", "5/4", "1/0", "two/4", "3"] {
+        let out = nncheck(&["verify", "--cases", "2", "--shard", bad]);
+        assert_eq!(out.status.code(), Some(2), "--shard {bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(bad), "--shard {bad}: {err}");
+    }
+}

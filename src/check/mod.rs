@@ -11,6 +11,7 @@ pub mod frozen;
 pub mod phase;
 pub mod report;
 pub mod stats;
+pub mod verify;
 
 pub use report::{all_pass, CheckReport};
 

@@ -256,10 +256,12 @@ fn body(u: &mut Unstructured<'_>) -> FuzzResult {
     let inner = Sequential::<f32>::new("inner")
         .add(BatchNormalization::new())
         .build(&shape, Some(1));
-    let inner = match (inner, checked_len(&shape)) {
-        (Ok(m), Ok(_)) => m,
-        (Err(Error::TooLarge { .. }), Err(_)) => return Ok(()),
-        (r, _) => panic!("model on {shape:?}: {:?}", r.map(|_| ())),
+    // A sample shape with an axis of 0 is refused first (SPEC §7), then the cap.
+    let inner = match (inner, shape.contains(&0), checked_len(&shape)) {
+        (Ok(m), false, Ok(_)) => m,
+        (Err(Error::EmptySample { .. }), true, _) => return Ok(()),
+        (Err(Error::TooLarge { .. }), false, Err(_)) => return Ok(()),
+        (r, _, _) => panic!("model on {shape:?}: {:?}", r.map(|_| ())),
     };
     let mut model: Model<f32> = Sequential::new("outer")
         .add(inner)

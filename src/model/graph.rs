@@ -229,6 +229,9 @@ impl<F: Element> Functional<F> {
     }
 
     /// Declares the model's one input, samples of `shape`.
+    ///
+    /// Fails with [`Error::EmptySample`] when an axis of `shape` is 0 and with
+    /// [`Error::TooLarge`] when a sample would exceed [`crate::MAX_ELEMENTS`].
     pub fn input(&mut self, shape: &[usize]) -> Result<NodeId> {
         if !self.nodes.is_empty() {
             return Err(Error::EmptyModel {
@@ -236,7 +239,7 @@ impl<F: Element> Functional<F> {
                 reason: "input() must be the first node and comes once",
             });
         }
-        crate::tensor::checked_len(shape)?;
+        crate::tensor::checked_sample_shape(&self.name, shape)?;
         self.nodes.push(GraphNode {
             op: Op::Input,
             shape: shape.to_vec(),

@@ -144,6 +144,10 @@ impl<F: Element> Sequential<F> {
 
     /// Builds every layer for samples of `input_shape`, drawing initialiser and
     /// mask seeds from `seed` (OS entropy when `None`).
+    ///
+    /// Fails with [`Error::EmptySample`] when an axis of `input_shape` is 0, with
+    /// [`Error::TooLarge`] when a sample would exceed [`crate::MAX_ELEMENTS`], and
+    /// with the first layer's error when a layer does not fit its input.
     pub fn build(mut self, input_shape: &[usize], seed: Option<u64>) -> Result<Model<F>> {
         if self.nodes.is_empty() {
             return Err(Error::EmptyModel {
@@ -151,7 +155,7 @@ impl<F: Element> Sequential<F> {
                 reason: "a sequential model needs at least one layer",
             });
         }
-        crate::tensor::checked_len(input_shape)?;
+        crate::tensor::checked_sample_shape(&self.name, input_shape)?;
         let mut seeds = SeedSequence::new(seed);
         let mut taken = Vec::new();
         let mut shape = input_shape.to_vec();

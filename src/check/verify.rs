@@ -1,0 +1,181 @@
+//! `nncheck verify` as a library: a seeded list of generated cases, run whole or
+//! as one shard of it.
+//!
+//! Case `i` is the same whatever part of the list runs, because every case is
+//! drawn from one generator in order before any of them runs; a shard runs a
+//! contiguous block of the list. The shards `1/N` .. `N/N`, their records
+//! concatenated in order, are therefore exactly the unsharded run, record for
+//! record, which lets a large `--cases` run split across machines.
+//!
+//! ```
+//! use nncheck::check::verify::{run, Shard};
+//! let whole = run(7, 4, 1e-9, Shard::WHOLE, |_| {});
+//! let mut joined = run(7, 4, 1e-9, "1/2".parse().unwrap(), |_| {});
+//! joined.extend(run(7, 4, 1e-9, "2/2".parse().unwrap(), |_| {}));
+//! assert_eq!(joined, whole);
+//! ```
+
+use super::battery::{self, DropoutCase, OptimizerKind, TrainingCase};
+use super::report::CheckReport;
+use rand::RngExt;
+use std::ops::Range;
+use std::str::FromStr;
+
+/// One generated configuration: even positions are dropout cases, odd ones training cases.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum Case {
+    /// A dropout layer checked against SPEC §2.
+    Dropout(DropoutCase),
+    /// A frozen base and a trainable head checked against SPEC §3–§5.
+    Training(TrainingCase),
+}
+
+/// The first `count` cases of the sequence that `seed` generates.
+///
+/// A longer list starts with the shorter one: case `i` depends only on `seed`
+/// and `i`.
+pub fn cases(seed: u64, count: usize) -> Vec<Case> {
+    let mut rng = crate::rng::chacha(seed);
+    (0..count)
+        .map(|i| {
+            if i % 2 == 0 {
+                // Sizes log-uniform from 1 to 10^5 units, so both tiny layers
+                // (exact checks only) and large ones (statistical power) occur.
+                let rank = rng.random_range(1..=3usize);
+                let total = 10f64.powf(rng.random_range(0.0..5.0)) as usize;
+                let mut shape = vec![1usize; rank];
+                shape[0] = total.max(1);
+                if rank >= 2 {
+                    shape[1] = rng.random_range(1..=8usize);
+                    shape[0] = (total / shape[1]).max(1);
+                }
+                let rate = rng.random_range(0.01..0.99);
+                Case::Dropout(DropoutCase {
+                    rate,
+                    shape,
+                    seed: rng.random(),
+                })
+            } else {
+                let optimizer = OptimizerKind::ALL[rng.random_range(0..OptimizerKind::ALL.len())];
+                let weight_decay = if rng.random_bool(0.5) {
+                    rng.random_range(0.0..0.1)
+                } else {
+                    0.0
+                };
+                Case::Training(TrainingCase {
+                    optimizer,
+                    weight_decay,
+                    epochs: rng.random_range(1..=3),
+                    batch_size: rng.random_range(1..=64),
+                    freeze_mid_training: rng.random_bool(0.5),
+                    rate: rng.random_range(0.05..0.95),
+                    seed: rng.random(),
+                })
+            }
+        })
+        .collect()
+}
+
+/// Runs one case's battery; an error of the code under test becomes a failed
+/// `battery_ran` record naming the case, so it is counted, not lost.
+pub fn run_case(index: usize, case: &Case, alpha: f64) -> Vec<CheckReport> {
+    let result = match case {
+        Case::Dropout(c) => battery::dropout_battery(c, alpha),
+        Case::Training(c) => battery::training_battery(c),
+    };
+    result.unwrap_or_else(|e| {
+        vec![CheckReport::exact(
+            "battery_ran",
+            &format!("case {index}"),
+            format!("error: {e}"),
+            "no error".into(),
+            false,
+        )]
+    })
+}
+
+/// Runs the cases of `shard` out of the first `count` that `seed` generates, in
+/// order, and returns every record. `progress` is called after each case with
+/// its index.
+pub fn run(
+    seed: u64,
+    count: usize,
+    alpha: f64,
+    shard: Shard,
+    mut progress: impl FnMut(usize),
+) -> Vec<CheckReport> {
+    let all = cases(seed, count);
+    let mut reports = Vec::new();
+    for i in shard.range(count) {
+        reports.extend(run_case(i, &all[i], alpha));
+        progress(i);
+    }
+    reports
+}
+
+/// Shard `index` of `count` (1-based, written `k/N`): a contiguous block of the cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: usize,
+    count: usize,
+}
+
+impl Shard {
+    /// The whole run, `1/1`.
+    pub const WHOLE: Shard = Shard { index: 1, count: 1 };
+
+    /// Shard `index` of `count`; `1 <= index <= count` or an error saying which is off.
+    pub fn new(index: usize, count: usize) -> Result<Shard, ShardError> {
+        if count == 0 || index == 0 || index > count {
+            return Err(ShardError::OutOfRange { index, count });
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The indices this shard runs out of `total` cases. Sizes differ by at most
+    /// one, and the ranges of `1/N` .. `N/N` tile `0..total` in order.
+    ///
+    /// ```
+    /// use nncheck::check::verify::Shard;
+    /// assert_eq!(Shard::new(2, 3).unwrap().range(10), 3..6);
+    /// assert_eq!(Shard::new(3, 3).unwrap().range(10), 6..10);
+    /// ```
+    pub fn range(&self, total: usize) -> Range<usize> {
+        // u128: index * total cannot overflow for any usize total.
+        let bound = |k: usize| (k as u128 * total as u128 / self.count as u128) as usize;
+        bound(self.index - 1)..bound(self.index)
+    }
+}
+
+/// A shard that is not `k/N` with `1 <= k <= N`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    /// Not two whole numbers separated by `/`.
+    #[error("shard `{0}` is not of the form k/N (for example 1/4)")]
+    Syntax(String),
+    /// The numbers are out of range.
+    #[error("shard {index}/{count} is out of range: it needs 1 <= k <= N")]
+    OutOfRange {
+        /// The shard's number, k.
+        index: usize,
+        /// The number of shards, N.
+        count: usize,
+    },
+}
+
+impl FromStr for Shard {
+    type Err = ShardError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let syntax = || ShardError::Syntax(s.to_string());
+        let (k, n) = s.split_once('/').ok_or_else(syntax)?;
+        let k = k.trim().parse().map_err(|_| syntax())?;
+        let n = n.trim().parse().map_err(|_| syntax())?;
+        Shard::new(k, n)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
