@@ -7,11 +7,12 @@
 //! state (SPEC §3).
 
 use crate::error::Result;
-use crate::layers::dropout::Dropout;
 use crate::phase::ForwardCtx;
 use crate::rng::SeedSequence;
+use crate::stochastic::Stochastic;
 use crate::tensor::Element;
 use ndarray::ArrayD;
+use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A process-unique identity of a weight; optimizer slots are keyed by it.
@@ -147,13 +148,26 @@ pub trait Layer<F: Element>: Send {
         true
     }
 
-    /// This layer as a dropout layer, when it is one (for counters and observers).
-    fn as_dropout(&self) -> Option<&Dropout<F>> {
+    /// The layer's random state, when it draws noise in `Train` (dropout and
+    /// its kin): counters, reseed, checkpoint and restore. `None` for the rest.
+    fn stochastic(&self) -> Option<&dyn Stochastic> {
         None
     }
 
-    /// This layer as a dropout layer, mutably.
-    fn as_dropout_mut(&mut self) -> Option<&mut Dropout<F>> {
+    /// The layer's random state, mutably.
+    fn stochastic_mut(&mut self) -> Option<&mut dyn Stochastic> {
+        None
+    }
+
+    /// The layer as [`Any`], so a caller can reach a layer of a type it knows
+    /// (see [`Model::for_each_layer`](crate::Model::for_each_layer)). The layers
+    /// of this crate return themselves; the default is `None`.
+    fn as_any(&self) -> Option<&dyn Any> {
+        None
+    }
+
+    /// The layer as [`Any`], mutably.
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
         None
     }
 
@@ -171,6 +185,12 @@ pub trait Layer<F: Element>: Send {
 /// the one-node layer visit. Expects fields `name: String` and `trainable: bool`.
 macro_rules! leaf_layer_common {
     () => {
+        fn as_any(&self) -> Option<&dyn std::any::Any> {
+            Some(self)
+        }
+        fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+            Some(self)
+        }
         fn name(&self) -> &str {
             &self.name
         }

@@ -49,6 +49,7 @@ pub mod optim;
 pub mod phase;
 pub mod rng;
 pub mod scenario;
+pub mod stochastic;
 
 pub mod tensor;
 
@@ -61,4 +62,5 @@ pub use model::graph::{Functional, NodeId};
 pub use model::sequential::Sequential;
 pub use model::{Model, WeightInfo};
 pub use phase::Phase;
+pub use stochastic::{NoiseStats, Stochastic};
 pub use tensor::{Element, MAX_ELEMENTS};

@@ -133,7 +133,7 @@ type SharedAudit = Arc<Mutex<DropoutAudit>>;
 /// counts eval calls whose output is not the input bit for bit.
 fn audit_dropouts(model: &mut Model<f32>) -> Vec<(String, SharedAudit)> {
     let mut audits = Vec::new();
-    model.for_each_dropout(&mut |path, d| {
+    model.for_each_layer::<Dropout<f32>>(&mut |path, d| {
         let audit = SharedAudit::default();
         let shared = Arc::clone(&audit);
         d.set_observer(Some(Box::new(move |call| {
@@ -192,7 +192,7 @@ pub fn run(cfg: &ScenarioConfig) -> Result<ScenarioOutcome> {
     let frozen_a = WeightSnapshot::of(&ab, "model_AB/model_A");
     let frozen_b = WeightSnapshot::of(&ab, "model_AB/model_B");
     let head_before = WeightSnapshot::of(&ab, "model_AB/head");
-    ab.for_each_dropout(&mut |_, d| d.reset_stats());
+    ab.for_each_layer::<Dropout<f32>>(&mut |_, d| d.reset_stats());
     let audits = audit_dropouts(&mut ab);
 
     // 3. Fit the joined model: the frozen parts' dropout must be active here.

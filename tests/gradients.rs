@@ -186,7 +186,7 @@ fn analytic_gradients(
     let y = run_forward(model, x, setup);
     assert_eq!(y.shape(), r.shape(), "R has the output's shape");
     if setup.dropout_seed.is_some() {
-        model.for_each_dropout(&mut |path, d| {
+        model.for_each_layer::<Dropout<f64>>(&mut |path, d| {
             assert_eq!(d.calls(), 1, "{path}: the analytic forward was call 0");
         });
     }
@@ -653,7 +653,7 @@ proptest! {
                 grad_norm = w.grad.as_ref().map_or(0.0, |g| g.iter().map(|v| v.abs()).sum());
             }
         });
-        model.for_each_dropout(&mut |_, d| d.reset_stats());
+        model.for_each_layer::<Dropout<f64>>(&mut |_, d| d.reset_stats());
         run_forward(&mut model, &x, Setup::train_with_mask(seed ^ 4));
         let all_dropped = model
             .dropout_stats()
@@ -680,7 +680,7 @@ fn dropout_mask_changes_between_calls_unless_reseeded() {
         nncheck::tensor::bits_equal(&a, &b),
         "call 0 after a reseed repeats"
     );
-    model.for_each_dropout(&mut |_, d| assert_eq!(d.calls(), 1));
+    model.for_each_layer::<Dropout<f64>>(&mut |_, d| assert_eq!(d.calls(), 1));
 }
 
 /// The helper itself: relative above the floor, absolute `1e-8` below it, the

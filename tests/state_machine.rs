@@ -446,7 +446,7 @@ impl StateMachineTest for FreezingModel {
             Transition::ReseedDropout(seed) => {
                 system.model.reseed(*seed);
                 let mut seeds = Vec::new();
-                system.model.for_each_dropout(&mut |path, d| {
+                system.model.for_each_layer::<Dropout<f32>>(&mut |path, d| {
                     assert_eq!(d.calls(), 0, "{path}: call count restarted");
                     seeds.push(d.seed());
                 });

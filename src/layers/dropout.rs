@@ -37,6 +37,7 @@ use crate::layer::{leaf_layer_common, Layer, WeightVisitor, WeightVisitorMut};
 use crate::layers::dropout_kernel::DropoutKernel;
 use crate::phase::{ForwardCtx, Phase};
 use crate::rng::{os_seed, SeedSequence};
+use crate::stochastic::{NoiseCheckpoint, NoiseStats, Stochastic};
 use crate::tensor::{checked_len, Element};
 use ndarray::{ArrayD, ArrayViewD, CowArray, IxDyn, Zip};
 use rand::{Rng, SeedableRng};
@@ -128,19 +129,7 @@ pub fn reference_mask(seed: u64, call: u64, threshold: u64, cells: usize) -> Vec
 }
 
 /// Counters of what a dropout layer did in `Train` calls (SPEC §2, observability).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct DropoutStats {
-    /// Train-phase calls.
-    pub train_calls: u64,
-    /// Elements that went through in those calls.
-    pub units_seen: u64,
-    /// Elements set to zero.
-    pub units_dropped: u64,
-    /// Independent mask draws (mask cells; fewer than units under a noise shape).
-    pub draws: u64,
-    /// Draws that dropped.
-    pub draws_dropped: u64,
-}
+pub type DropoutStats = crate::stochastic::NoiseStats;
 
 /// What an observer sees of one forward call.
 #[derive(Debug)]
@@ -308,13 +297,6 @@ impl<F: Element> Dropout<F> {
     /// The counters of train calls so far.
     pub fn stats(&self) -> DropoutStats {
         self.stats
-    }
-
-    /// Puts the mask sequence and counters back where they stood before a call
-    /// that failed, so a rejected call leaves no trace (SPEC §7).
-    pub(crate) fn rewind(&mut self, calls: u64, stats: DropoutStats) {
-        self.calls = calls;
-        self.stats = stats;
     }
 
     /// Zeroes the counters.
@@ -536,11 +518,33 @@ impl<F: Element> Layer<F> for Dropout<F> {
 
     fn visit_weights_mut(&mut self, _: &str, _: bool, _: &mut WeightVisitorMut<'_, F>) {}
 
-    fn as_dropout(&self) -> Option<&Dropout<F>> {
+    fn stochastic(&self) -> Option<&dyn Stochastic> {
         Some(self)
     }
 
-    fn as_dropout_mut(&mut self) -> Option<&mut Dropout<F>> {
+    fn stochastic_mut(&mut self) -> Option<&mut dyn Stochastic> {
         Some(self)
+    }
+}
+
+impl<F: Element> Stochastic for Dropout<F> {
+    fn noise_stats(&self) -> NoiseStats {
+        self.stats
+    }
+    fn reset_noise_stats(&mut self) {
+        self.reset_stats();
+    }
+    fn reseed(&mut self, seed: u64) {
+        Dropout::reseed(self, seed);
+    }
+    fn checkpoint(&self) -> NoiseCheckpoint {
+        NoiseCheckpoint {
+            calls: self.calls,
+            stats: self.stats,
+        }
+    }
+    fn restore(&mut self, checkpoint: NoiseCheckpoint) {
+        self.calls = checkpoint.calls;
+        self.stats = checkpoint.stats;
     }
 }

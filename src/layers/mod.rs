@@ -1,7 +1,6 @@
 //! The layers: each one a small file behind the [`crate::Layer`] trait.
 
 pub mod batch_norm;
-pub mod concat;
 pub mod dense;
 pub mod dropout;
 pub mod dropout_kernel;

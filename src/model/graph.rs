@@ -5,10 +5,10 @@
 //! gradients of branches that share an input and skips every node that has no
 //! trainable weight upstream or inside.
 
+use super::concat::{concat_backward, concat_forward, concat_shape};
 use super::{unique_name, Body, Model};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerVisitor, LayerVisitorMut, WeightVisitor, WeightVisitorMut};
-use crate::layers::concat::{concat_backward, concat_forward, concat_shape};
 use crate::phase::{ForwardCtx, Phase};
 use crate::rng::SeedSequence;
 use crate::tensor::Element;

@@ -4,6 +4,7 @@
 //! recursively, and a weight is effectively trainable only when its layer and every
 //! model on its path are. Models nest inside models as layers.
 
+pub mod concat;
 pub mod graph;
 pub mod sequential;
 
@@ -11,11 +12,11 @@ use crate::error::{Error, Result};
 use crate::layer::{
     join_path, Layer, LayerVisitor, LayerVisitorMut, WeightKind, WeightVisitor, WeightVisitorMut,
 };
-use crate::layers::dropout::{Dropout, DropoutStats};
 use crate::loss::Loss;
 use crate::optim::Optimizer;
 use crate::phase::{ForwardCtx, Phase};
 use crate::rng::SeedSequence;
+use crate::stochastic::{NoiseCheckpoint, NoiseStats, Stochastic};
 use crate::tensor::{shape_mismatch, Element};
 use ndarray::ArrayD;
 
@@ -160,21 +161,18 @@ impl<F: Element> Model<F> {
         Ok(y)
     }
 
-    /// Runs `f`; if it fails, every dropout layer's mask sequence and counters are
-    /// put back, so a failed call leaves the model as it found it (SPEC §7).
+    /// Runs `f`; if it fails, every noise layer's stream and counters are put
+    /// back, so a failed call leaves the model as it found it (SPEC §7).
     pub(crate) fn leaving_no_trace_on_error<T>(
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T>,
     ) -> Result<T> {
-        let mut saved = Vec::new();
-        self.for_each_dropout(&mut |_, d| saved.push((d.calls(), d.stats())));
+        let mut saved: Vec<NoiseCheckpoint> = Vec::new();
+        self.for_each_stochastic(&mut |_, s| saved.push(s.checkpoint()));
         let result = f(self);
         if result.is_err() {
             let mut saved = saved.into_iter();
-            self.for_each_dropout(&mut |_, d| {
-                let (calls, stats) = saved.next().expect("same layers");
-                d.rewind(calls, stats);
-            });
+            self.for_each_stochastic(&mut |_, s| s.restore(saved.next().expect("same layers")));
         }
         result
     }
@@ -250,30 +248,56 @@ impl<F: Element> Model<F> {
         )
     }
 
-    /// Every dropout layer's path and counters.
-    pub fn dropout_stats(&self) -> Vec<(String, DropoutStats)> {
+    /// Every noise layer's path and counters (dropout and every other layer
+    /// with random state), in layer order.
+    pub fn noise_stats(&self) -> Vec<(String, NoiseStats)> {
         let mut out = Vec::new();
         self.visit_layers("", &mut |path, layer| {
-            if let Some(d) = layer.as_dropout() {
-                out.push((path.to_string(), d.stats()));
+            if let Some(s) = layer.stochastic() {
+                out.push((path.to_string(), s.noise_stats()));
             }
         });
         out
     }
 
-    /// Calls `f` on every dropout layer inside, with its path.
-    pub fn for_each_dropout(&mut self, f: &mut dyn FnMut(&str, &mut Dropout<F>)) {
+    /// Every dropout layer's path and counters: [`Model::noise_stats`] under
+    /// the name the frozen-model question uses.
+    pub fn dropout_stats(&self) -> Vec<(String, NoiseStats)> {
+        self.noise_stats()
+    }
+
+    /// Calls `f` on every layer with random state inside, with its path.
+    pub fn for_each_stochastic(&mut self, f: &mut dyn FnMut(&str, &mut dyn Stochastic)) {
         self.visit_layers_mut("", &mut |path, layer| {
-            if let Some(d) = layer.as_dropout_mut() {
-                f(path, d);
+            if let Some(s) = layer.stochastic_mut() {
+                f(path, s);
             }
         });
     }
 
-    /// Reseeds every dropout layer from `seed` (in layer order) and restarts their call counts.
+    /// Calls `f` on every layer of type `L` inside, with its path, e.g. to set an
+    /// observer on every [`Dropout`](crate::Dropout):
+    ///
+    /// ```
+    /// use nncheck::{Dense, Dropout, Sequential};
+    /// let mut m = Sequential::<f32>::new("m").add(Dense::new(2)).add(Dropout::new(0.5).unwrap())
+    ///     .build(&[3], Some(1)).unwrap();
+    /// let mut paths = Vec::new();
+    /// m.for_each_layer::<Dropout<f32>>(&mut |path, _| paths.push(path.to_string()));
+    /// assert_eq!(paths, ["m/dropout"]);
+    /// ```
+    pub fn for_each_layer<L: 'static>(&mut self, f: &mut dyn FnMut(&str, &mut L)) {
+        self.visit_layers_mut("", &mut |path, layer| {
+            if let Some(l) = layer.as_any_mut().and_then(|a| a.downcast_mut::<L>()) {
+                f(path, l);
+            }
+        });
+    }
+
+    /// Reseeds every noise layer from `seed` (in layer order) and restarts their call counts.
     pub fn reseed(&mut self, seed: u64) {
         let mut seeds = SeedSequence::new(Some(seed));
-        self.for_each_dropout(&mut |_, d| d.reseed(seeds.next_seed()));
+        self.for_each_stochastic(&mut |_, s| s.reseed(seeds.next_seed()));
     }
 
     /// Sets the trainable flag of this model and of every layer inside.
@@ -308,6 +332,14 @@ impl<F: Element> Model<F> {
 }
 
 impl<F: Element> Layer<F> for Model<F> {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -1,7 +1,7 @@
 //! Concatenation along the last axis, the join of a functional model's branches.
 //!
-//! Not a [`crate::Layer`] (it has several inputs): the functional model calls
-//! these two functions at its concat nodes. Backward splits the gradient back
+//! Not a [`crate::Layer`] (it has several inputs): it is part of the functional
+//! model, which calls these functions at its concat nodes. Backward splits the gradient back
 //! into the branches in the same order.
 
 use crate::error::Result;
