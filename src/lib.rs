@@ -39,8 +39,6 @@
 pub mod check;
 pub mod error;
 pub mod fit;
-#[cfg(feature = "arbitrary")]
-pub mod fuzzing;
 pub mod layer;
 pub mod layers;
 pub mod loss;

@@ -14,7 +14,6 @@ pub const PROBABILITY_EPSILON: f64 = 1e-7;
 
 /// A loss function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Loss {
     /// Mean squared error.
     MeanSquaredError,

@@ -144,55 +144,10 @@ fn report(args: &ReportArgs) -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    println!("nncheck — are dropout layers active during training in a frozen model?\n");
-    println!(
-        "Scenario: model_A (Dense→BatchNorm→ReLU→Dropout({r})→Dense) and model_B (Dense→Dropout({r})→Dense)",
-        r = cfg.rate
-    );
-    println!(
-        "trained {} epochs each, frozen, joined as model_AB = Dense(concat(A(x), B(x))),",
-        cfg.pretrain_epochs
-    );
-    println!(
-        "fitted {} epochs with AdamW (weight decay 0.004) on {} seeded samples, batch {}, seed {}.\n",
-        cfg.epochs, cfg.samples, cfg.batch_size, cfg.seed
-    );
-    let losses: Vec<String> = outcome
-        .history
-        .loss
-        .iter()
-        .map(|l| format!("{l:.4}"))
-        .collect();
-    println!("model_AB loss per epoch: {}\n", losses.join(", "));
-    for (path, seen, dropped) in &outcome.dropout_counts {
-        println!("{path}: {dropped} of {seen} units dropped during fit");
-    }
-    println!("\nThe toy: ones(1, 10) through Dropout({})", cfg.rate);
-    println!("  train: {:?}", outcome.toy_train);
-    println!("  eval:  {:?}\n", outcome.toy_eval);
-    for r in &outcome.reports {
-        println!("{}", r.line());
-    }
-    let failed = outcome.reports.iter().filter(|r| !r.pass).count();
-    println!();
-    if failed == 0 {
-        let dropped: u64 = outcome.dropout_counts.iter().map(|c| c.2).sum();
-        let seen: u64 = outcome.dropout_counts.iter().map(|c| c.1).sum();
-        println!(
-            "Answer: yes. Freezing a model (trainable = false) stops its weights and BatchNorm statistics from \
-             changing: in this run every one of their scalars is bit-identical after fit, while the new head \
-             learned. It does not switch dropout off: the frozen models' dropout layers dropped {dropped} of {seen} \
-             units during fit, at a rate inside its exact binomial region, and every survivor was scaled by exactly \
-             1/(1-p). What switches dropout off is the phase: in predict every dropout output equalled its input bit \
-             for bit. The one exception is BatchNormalization, which runs in inference mode when frozen."
-        );
-        println!("\n{} checks, all passed.", outcome.reports.len());
+    print!("{}", scenario::render(&cfg, &outcome));
+    if outcome.passed() {
         ExitCode::SUCCESS
     } else {
-        println!(
-            "{failed} of {} checks FAILED: the answer above is not supported by this run.",
-            outcome.reports.len()
-        );
         ExitCode::FAILURE
     }
 }

@@ -6,7 +6,6 @@
 
 /// Which behaviour a layer runs: dropout drops only in `Train`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Phase {
     /// Training behaviour: `fit` and `train_on_batch` run in it.
     Train,

@@ -50,3 +50,35 @@ fn the_same_seed_gives_the_same_report() {
     assert_eq!(a.reports, b.reports);
     assert_eq!(a.history, b.history);
 }
+
+#[path = "common/unscaled_dropout.rs"]
+mod unscaled_dropout;
+
+/// The report can fail: with a dropout that forgets the survivor scale at every
+/// position, the scale checks fail (on the frozen models and on the toy) while
+/// the rate, which the broken layer still gets right, passes.
+#[test]
+fn the_report_fails_with_a_broken_dropout_injected() {
+    let cfg = small(0.5, 42);
+    let outcome = nncheck::scenario::run_with(&cfg, &unscaled_dropout::unscaled_dropout).unwrap();
+    assert!(!outcome.passed());
+    let failed: Vec<&str> = outcome
+        .reports
+        .iter()
+        .filter(|r| !r.pass)
+        .map(|r| r.check.as_str())
+        .collect();
+    assert!(failed.contains(&"survivors_scaled_exactly"), "{failed:?}");
+    assert!(
+        outcome
+            .reports
+            .iter()
+            .any(|r| r.check == "drop_rate_binomial" && r.pass),
+        "the rate is still right"
+    );
+    let text = nncheck::scenario::render(&cfg, &outcome);
+    assert!(
+        text.contains("FAILED") && !text.contains("Answer: yes"),
+        "{text}"
+    );
+}

@@ -1,7 +1,12 @@
-//! cargo-fuzz target `dropout`: a thin wrapper around `nncheck::fuzzing::dropout::run`,
-//! whose module docs state the invariants it checks.
+//! cargo-fuzz target `dropout`: a thin wrapper around `fuzz_bodies::dropout::run`,
+//! whose module docs state the invariants it checks. The bodies are shared as
+//! source with the main crate's corpus replay test.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| nncheck::fuzzing::dropout::run(data));
+#[allow(dead_code)]
+#[path = "../../tests/fuzz_bodies/mod.rs"]
+mod fuzz_bodies;
+
+fuzz_target!(|data: &[u8]| fuzz_bodies::dropout::run(data));

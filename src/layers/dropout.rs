@@ -221,12 +221,7 @@ impl<F: Element> Dropout<F> {
             trainable: true,
             rate,
             threshold: drop_threshold(rate),
-            // The `sabotage-skip-dropout-scale` feature is a deliberately broken
-            // build: survivors keep their input value, so the main job's report must
-            // fail (`.ci/run` shows it does). Never enable it otherwise.
-            scale: if cfg!(feature = "sabotage-skip-dropout-scale") {
-                F::one()
-            } else if keep > 0.0 {
+            scale: if keep > 0.0 {
                 F::round_from(1.0 / keep)
             } else {
                 F::zero()

@@ -24,20 +24,20 @@
 //! - `predict` and `evaluate` change nothing and return the declared shape.
 
 use super::{any_f32, is_non_finite, small_f32, FuzzResult, Snapshot};
-use crate::error::{Error, Result};
-use crate::fit::FitConfig;
-use crate::layer::{Layer, WeightKind};
-use crate::layers::{BatchNormalization, Dense, Dropout, ReLU};
-use crate::loss::Loss;
-use crate::model::graph::Functional;
-use crate::model::sequential::Sequential;
-use crate::model::Model;
-use crate::optim::{Adam, Sgd, SlotState};
-use crate::phase::Phase;
-use crate::rng::chacha;
-use crate::tensor::bits_equal;
 use arbitrary::Unstructured;
 use ndarray::{ArrayD, Axis};
+use nncheck::error::{Error, Result};
+use nncheck::fit::FitConfig;
+use nncheck::layer::{Layer, WeightKind};
+use nncheck::layers::{BatchNormalization, Dense, Dropout, ReLU};
+use nncheck::loss::Loss;
+use nncheck::model::graph::Functional;
+use nncheck::model::sequential::Sequential;
+use nncheck::model::Model;
+use nncheck::optim::{Adam, Sgd, SlotState};
+use nncheck::phase::Phase;
+use nncheck::rng::chacha;
+use nncheck::tensor::bits_equal;
 use rand::seq::SliceRandom;
 
 /// Runs the `fit_sequence` target on one input. Panics only on a broken invariant.
@@ -245,7 +245,7 @@ fn assert_frozen_unchanged(before: &FrozenSet, m: &Model<f32>, op: &str) {
         assert!(bits_equal(value, now), "{op}: frozen weight {path} moved");
         if let Some(slots) = slots {
             assert!(
-                crate::optim::SlotState::bits_equal(
+                nncheck::optim::SlotState::bits_equal(
                     slots.as_ref(),
                     slots_at(&state, path).as_ref()
                 ),
@@ -302,7 +302,7 @@ fn body(u: &mut Unstructured<'_>) -> FuzzResult {
             }
             2 => {
                 let opt = OptSpec::arbitrary(u)?;
-                let loss: Loss = u.arbitrary()?;
+                let loss = super::loss(u)?;
                 let ra = opt.compile(&mut a, loss);
                 let rb = opt.compile(&mut b, loss);
                 assert_eq!(text(&ra), text(&rb), "compile twins disagree");

@@ -22,16 +22,16 @@
 //! elements per sample is not made (repeated concatenation grows geometrically).
 
 use super::{len_within, small_f32, FuzzResult, Snapshot, MAX_FUZZ_ELEMENTS};
-use crate::error::{Error, Result};
-use crate::layer::{Layer, WeightKind};
-use crate::layers::{BatchNormalization, Dense, Dropout, ReLU};
-use crate::model::graph::{Functional, NodeId};
-use crate::model::sequential::Sequential;
-use crate::model::Model;
-use crate::phase::Phase;
-use crate::tensor::{bits_equal, checked_len, MAX_ELEMENTS};
 use arbitrary::Unstructured;
 use ndarray::ArrayD;
+use nncheck::error::{Error, Result};
+use nncheck::layer::{Layer, WeightKind};
+use nncheck::layers::{BatchNormalization, Dense, Dropout, ReLU};
+use nncheck::model::graph::{Functional, NodeId};
+use nncheck::model::sequential::Sequential;
+use nncheck::model::Model;
+use nncheck::phase::Phase;
+use nncheck::tensor::{bits_equal, checked_len, MAX_ELEMENTS};
 
 /// Runs the `model_build` target on one input. Panics only on a broken invariant.
 pub fn run(data: &[u8]) {

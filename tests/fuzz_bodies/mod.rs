@@ -1,9 +1,11 @@
-//! Fuzz target bodies, compiled with the `arbitrary` cargo feature.
+//! Fuzz target bodies, shared as source by the cargo-fuzz crate and the tests.
 //!
 //! Each submodule holds one target's body as `pub fn run(data: &[u8])`. The same
-//! body runs from the cargo-fuzz crate in `fuzz/` (coverage-guided, nightly) and
-//! from `tests/fuzz_corpus_replay.rs` (every committed corpus and regression file,
-//! stable toolchain), so `cargo test` is the regression gate even without nightly.
+//! body runs from the cargo-fuzz crate in `fuzz/` (coverage-guided, which
+//! includes this folder by path) and from `tests/fuzz_corpus_replay.rs` (every
+//! committed corpus and regression file, stable toolchain), so `cargo test` is
+//! the regression gate even without nightly. The bodies drive the public API
+//! only, and the library itself does not depend on `arbitrary`.
 //!
 //! A body decodes the bytes with [`arbitrary::Unstructured`], drives the public API
 //! and panics only when an invariant is violated (SPEC §2, §3, §5, §7):
@@ -24,26 +26,21 @@ pub mod dropout;
 pub mod fit_sequence;
 pub mod model_build;
 
-use crate::error::Error;
-use crate::model::Model;
-use crate::optim::SlotState;
-use crate::tensor::bits_equal;
 use arbitrary::Unstructured;
 use ndarray::ArrayD;
+use nncheck::error::Error;
+use nncheck::model::Model;
+use nncheck::optim::SlotState;
+use nncheck::tensor::bits_equal;
 
 /// The most elements a fuzz body allocates for one tensor.
 pub const MAX_FUZZ_ELEMENTS: usize = 4096;
 
 /// What a body returns internally; running out of bytes ends the run quietly.
-pub(crate) type FuzzResult = arbitrary::Result<()>;
+pub type FuzzResult = arbitrary::Result<()>;
 
 /// An `f32` that is often special: NaN (with payloads), infinities, signed zeros,
 /// subnormals, extremes, raw bit patterns, or a small ordinary number.
-///
-/// ```
-/// let mut u = arbitrary::Unstructured::new(&[0, 0, 0, 0, 0]);
-/// assert!(nncheck::fuzzing::any_f32(&mut u).unwrap().is_nan());
-/// ```
 pub fn any_f32(u: &mut Unstructured<'_>) -> arbitrary::Result<f32> {
     let sign = |neg: bool| if neg { 0x8000_0000u32 } else { 0 };
     Ok(match u.int_in_range(0u8..=15)? {
@@ -64,6 +61,27 @@ pub fn any_f32(u: &mut Unstructured<'_>) -> arbitrary::Result<f32> {
         8 => f32::from_bits(u.arbitrary::<u32>()?),
         _ => small_f32(u)?,
     })
+}
+
+/// One of `choices`, decoded as `#[derive(Arbitrary)]` decodes an enum (a `u32`
+/// scaled to the count), so inputs keep their meaning from when the core's
+/// enums derived `Arbitrary` themselves.
+fn choose_like_derive<T: Copy>(u: &mut Unstructured<'_>, choices: &[T]) -> arbitrary::Result<T> {
+    let v = u64::from(u.arbitrary::<u32>()?);
+    Ok(choices[((v * choices.len() as u64) >> 32) as usize])
+}
+
+/// A loss, any of them.
+pub fn loss(u: &mut Unstructured<'_>) -> arbitrary::Result<nncheck::Loss> {
+    use nncheck::Loss::*;
+    choose_like_derive(
+        u,
+        &[
+            MeanSquaredError,
+            BinaryCrossentropy,
+            BinaryCrossentropyFromLogits,
+        ],
+    )
 }
 
 /// A small ordinary `f32` in about `[-8, 8]`, on a 1/4096 grid.
@@ -132,7 +150,7 @@ impl Snapshot {
 }
 
 /// The element count of `shape` if it is at most `cap`, without overflow.
-pub(crate) fn len_within(shape: &[usize], cap: usize) -> Option<usize> {
+pub fn len_within(shape: &[usize], cap: usize) -> Option<usize> {
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))

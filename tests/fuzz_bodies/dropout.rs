@@ -21,13 +21,13 @@
 //! - The counters grow by the units, cells and drops of the call, and only in `Train`.
 
 use super::{any_f32, len_within, FuzzResult, MAX_FUZZ_ELEMENTS};
-use crate::error::Error;
-use crate::layer::Layer;
-use crate::layers::dropout::{drop_threshold, reference_mask, Dropout, DropoutStats};
-use crate::phase::Phase;
-use crate::tensor::{checked_len, MAX_ELEMENTS};
 use arbitrary::Unstructured;
 use ndarray::{ArrayD, IxDyn};
+use nncheck::error::Error;
+use nncheck::layer::Layer;
+use nncheck::layers::dropout::{drop_threshold, reference_mask, Dropout, DropoutStats};
+use nncheck::phase::Phase;
+use nncheck::tensor::{checked_len, MAX_ELEMENTS};
 
 /// Runs the `dropout` target on one input. Panics only on a broken invariant.
 pub fn run(data: &[u8]) {

@@ -3,20 +3,29 @@
 //! model_A (Dense → BatchNormalization → ReLU → Dropout → Dense) and model_B
 //! (Dense → Dropout → Dense) are trained briefly, frozen, and joined into
 //! model_AB = Dense(concat(A(x), B(x))) on a shared input, which is fitted with
-//! AdamW (weight decay is the classic way frozen weights get moved). Observers on
-//! A's and B's dropout layers audit every call. The outcome is a list of
+//! AdamW (weight decay is the classic way frozen weights get moved). Every
+//! dropout position is wrapped in an audit of its calls. The outcome is a list of
 //! [`CheckReport`]s, one per invariant, all computed from the run.
+//!
+//! [`run_with`] builds the dropout positions with a caller's factory, so the same
+//! report can judge another dropout implementation, or a deliberately broken
+//! one: that is how the tests show the report can fail.
 
-use crate::check::dropout::{
-    check_drop_rate, check_eval_identity, check_train_call_exact, SurvivorAudit,
-};
+mod audited;
+mod text;
+
+pub use text::render;
+
+use crate::check::dropout::{check_drop_rate, check_eval_identity, check_train_call_exact};
 use crate::check::frozen::{
     check_frozen_weights_unchanged, check_trainable_weights_changed, WeightSnapshot,
 };
 use crate::check::stats::DEFAULT_ALPHA;
 use crate::check::CheckReport;
+use crate::check::{DropoutLike, LayerAsDropout};
 use crate::error::Result;
 use crate::fit::{FitConfig, History};
+use crate::layer::Layer;
 use crate::layers::{BatchNormalization, Dense, Dropout, ReLU};
 use crate::loss::Loss;
 use crate::model::graph::Functional;
@@ -24,10 +33,10 @@ use crate::model::sequential::Sequential;
 use crate::model::Model;
 use crate::optim::Adam;
 use crate::phase::Phase;
-use crate::rng::chacha;
+use crate::rng::{chacha, SeedSequence};
+use audited::{Audited, DropoutAudit, SharedAudit};
 use ndarray::ArrayD;
 use rand::RngExt;
-use std::sync::{Arc, Mutex};
 
 /// The knobs of the scenario.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -101,66 +110,55 @@ pub fn synthetic_data(samples: usize, features: usize, seed: u64) -> (ArrayD<f32
     (x, y)
 }
 
-fn model_a(cfg: &ScenarioConfig) -> Result<Model<f32>> {
+/// Builds the layer at a dropout position from (rate, seed): the seed is `Some`
+/// for the toy layer and `None` inside models, whose seed pins the layer when
+/// it is built.
+pub type DropoutFactory = dyn Fn(f64, Option<u64>) -> Result<Box<dyn Layer<f32>>>;
+
+/// The factory of the main job: nncheck's own [`Dropout`].
+pub fn nncheck_dropout(rate: f64, seed: Option<u64>) -> Result<Box<dyn Layer<f32>>> {
+    let layer = Dropout::new(rate)?;
+    Ok(Box::new(match seed {
+        Some(seed) => layer.with_seed(seed),
+        None => layer,
+    }))
+}
+
+/// A model's dropout positions and the audit of each, by position.
+type Audits = Vec<SharedAudit>;
+
+fn audited(make: &DropoutFactory, rate: f64, audits: &mut Audits) -> Result<Audited> {
+    let (layer, audit) = Audited::new(make(rate, None)?, rate);
+    audits.push(audit);
+    Ok(layer)
+}
+
+fn model_a(cfg: &ScenarioConfig, make: &DropoutFactory, audits: &mut Audits) -> Result<Model<f32>> {
     Sequential::new("model_A")
         .add(Dense::new(cfg.hidden))
         .add(BatchNormalization::new())
         .add(ReLU::new())
-        .add(Dropout::new(cfg.rate)?)
+        .add(audited(make, cfg.rate, audits)?)
         .add(Dense::new(1))
         .build(&[cfg.features], Some(cfg.seed.wrapping_add(1)))
 }
 
-fn model_b(cfg: &ScenarioConfig) -> Result<Model<f32>> {
+fn model_b(cfg: &ScenarioConfig, make: &DropoutFactory, audits: &mut Audits) -> Result<Model<f32>> {
     Sequential::new("model_B")
         .add(Dense::new(cfg.hidden))
-        .add(Dropout::new(cfg.rate)?)
+        .add(audited(make, cfg.rate, audits)?)
         .add(Dense::new(1))
         .build(&[cfg.features], Some(cfg.seed.wrapping_add(2)))
 }
 
-/// What the observer of one dropout layer tallied.
-#[derive(Debug, Clone, Copy, Default)]
-struct DropoutAudit {
-    train: SurvivorAudit,
-    eval_seen: u64,
-    eval_differing: u64,
-}
-
-type SharedAudit = Arc<Mutex<DropoutAudit>>;
-
-/// Installs an observer on every dropout of `model` that audits train calls and
-/// counts eval calls whose output is not the input bit for bit.
-fn audit_dropouts(model: &mut Model<f32>) -> Vec<(String, SharedAudit)> {
-    let mut audits = Vec::new();
-    model.for_each_layer::<Dropout<f32>>(&mut |path, d| {
-        let audit = SharedAudit::default();
-        let shared = Arc::clone(&audit);
-        d.set_observer(Some(Box::new(move |call| {
-            let mut a = shared.lock().expect("observer lock");
-            match call.phase {
-                Phase::Train => a
-                    .train
-                    .observe(call.input.view(), call.output.view(), call.rate),
-                Phase::Eval => {
-                    a.eval_seen += call.input.len() as u64;
-                    let same = call
-                        .input
-                        .iter()
-                        .zip(call.output.iter())
-                        .filter(|(x, y)| x.to_bits() == y.to_bits())
-                        .count();
-                    a.eval_differing += (call.input.len() - same) as u64;
-                }
-            }
-        })));
-        audits.push((path.to_string(), audit));
-    });
-    audits
-}
-
 /// Runs the scenario and checks every invariant on it.
 pub fn run(cfg: &ScenarioConfig) -> Result<ScenarioOutcome> {
+    run_with(cfg, &nncheck_dropout)
+}
+
+/// Runs the scenario with the dropout layers that `make` builds, and checks
+/// every invariant on what they did.
+pub fn run_with(cfg: &ScenarioConfig, make: &DropoutFactory) -> Result<ScenarioOutcome> {
     let (x, y) = synthetic_data(cfg.samples, cfg.features, cfg.seed);
     let fit_cfg = |epochs, salt: u64| FitConfig {
         epochs,
@@ -170,10 +168,11 @@ pub fn run(cfg: &ScenarioConfig) -> Result<ScenarioOutcome> {
     };
 
     // 1. Train A and B briefly, each on its own.
-    let mut a = model_a(cfg)?;
+    let mut audits = Audits::new();
+    let mut a = model_a(cfg, make, &mut audits)?;
     a.compile(Adam::new(1e-3), Loss::MeanSquaredError)?;
     a.fit(&x, &y, &fit_cfg(cfg.pretrain_epochs, 0xA))?;
-    let mut b = model_b(cfg)?;
+    let mut b = model_b(cfg, make, &mut audits)?;
     b.compile(Adam::new(1e-3), Loss::MeanSquaredError)?;
     b.fit(&x, &y, &fit_cfg(cfg.pretrain_epochs, 0xB))?;
 
@@ -192,8 +191,14 @@ pub fn run(cfg: &ScenarioConfig) -> Result<ScenarioOutcome> {
     let frozen_a = WeightSnapshot::of(&ab, "model_AB/model_A");
     let frozen_b = WeightSnapshot::of(&ab, "model_AB/model_B");
     let head_before = WeightSnapshot::of(&ab, "model_AB/head");
-    ab.for_each_layer::<Dropout<f32>>(&mut |_, d| d.reset_stats());
-    let audits = audit_dropouts(&mut ab);
+    ab.for_each_stochastic(&mut |_, s| s.reset_noise_stats());
+    // The audits start over for model_AB's fit; positions are in layer order,
+    // as `dropout_stats` lists them.
+    for audit in &audits {
+        *audit.lock().expect("audit lock") = DropoutAudit::default();
+    }
+    let paths: Vec<String> = ab.dropout_stats().into_iter().map(|(p, _)| p).collect();
+    let audits: Vec<(String, SharedAudit)> = paths.into_iter().zip(audits).collect();
 
     // 3. Fit the joined model: the frozen parts' dropout must be active here.
     let history = ab.fit(&x, &y, &fit_cfg(cfg.epochs, 0xAB))?;
@@ -258,18 +263,23 @@ pub fn run(cfg: &ScenarioConfig) -> Result<ScenarioOutcome> {
 
     // 5. The toy from the question: ones(1, 10) through Dropout(rate).
     let ones = ArrayD::<f32>::ones(vec![1, 10]);
-    let mut toy = Dropout::<f32>::new(cfg.rate)?.with_seed(cfg.seed);
+    let toy_layer = || -> Result<LayerAsDropout> {
+        let mut layer = make(cfg.rate, Some(cfg.seed))?;
+        layer.build(&[10], &mut SeedSequence::new(Some(cfg.seed)))?;
+        Ok(LayerAsDropout::new(layer, cfg.rate))
+    };
+    let mut toy = toy_layer()?;
     let toy_train = toy
-        .apply(ones.clone(), Phase::Train)?
+        .run(ones.clone(), Phase::Train)?
         .iter()
         .copied()
         .collect();
     let toy_eval = toy
-        .apply(ones.clone(), Phase::Eval)?
+        .run(ones.clone(), Phase::Eval)?
         .iter()
         .copied()
         .collect();
-    let mut toy = Dropout::<f32>::new(cfg.rate)?.with_seed(cfg.seed);
+    let mut toy = toy_layer()?;
     reports.push(check_train_call_exact(
         "toy ones(1,10) train",
         &mut toy,

@@ -19,16 +19,16 @@
 //! - a `Train` call on a model with a non-finite batch commits nothing non-finite.
 
 use super::{len_within, FuzzResult, MAX_FUZZ_ELEMENTS};
-use crate::error::Error;
-use crate::layer::{Layer, WeightKind};
-use crate::layers::BatchNormalization;
-use crate::model::sequential::Sequential;
-use crate::model::Model;
-use crate::phase::{ForwardCtx, Phase};
-use crate::rng::SeedSequence;
-use crate::tensor::{bits_equal, checked_len, MAX_ELEMENTS};
 use arbitrary::Unstructured;
 use ndarray::{ArrayD, Axis, IxDyn};
+use nncheck::error::Error;
+use nncheck::layer::{Layer, WeightKind};
+use nncheck::layers::BatchNormalization;
+use nncheck::model::sequential::Sequential;
+use nncheck::model::Model;
+use nncheck::phase::{ForwardCtx, Phase};
+use nncheck::rng::SeedSequence;
+use nncheck::tensor::{bits_equal, checked_len, MAX_ELEMENTS};
 
 /// Runs the `batch_norm` target on one input. Panics only on a broken invariant.
 pub fn run(data: &[u8]) {
