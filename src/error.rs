@@ -146,6 +146,16 @@ pub enum Error {
         /// The node id.
         node: usize,
     },
+    /// A layer or weight path that names nothing in the model.
+    #[error("model `{model}` has no {what} at path `{path}`: paths start with the model's name, as `{model}/dense/kernel` (Model::layer_paths and Model::weights list them)")]
+    UnknownPath {
+        /// The model asked.
+        model: String,
+        /// `layer` or `weight`.
+        what: &'static str,
+        /// The path that was given.
+        path: String,
+    },
     /// A model with no layers or a graph with no input.
     #[error("model `{model}` is empty: {reason}")]
     EmptyModel {

@@ -18,6 +18,17 @@ use ndarray::{ArrayD, Axis};
 use rand::seq::SliceRandom;
 
 /// How `fit` runs.
+///
+/// `FitConfig::default()` is one epoch of batches of 32, shuffled each epoch
+/// with a seed drawn from OS entropy (`seed: None`), so two default fits shuffle
+/// differently. For a reproducible fit set `seed`: the epoch-`e` shuffle then
+/// depends only on (seed, e). Dropout masks do not depend on it; they follow the
+/// layers' own seeds (a model seed pins them).
+///
+/// ```
+/// let cfg = nncheck::FitConfig { epochs: 3, seed: Some(7), ..Default::default() };
+/// assert_eq!((cfg.batch_size, cfg.shuffle), (32, true));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FitConfig {
     /// Passes over the data (at least 1).

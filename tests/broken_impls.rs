@@ -275,7 +275,9 @@ fn momentum_or_weight_decay_moving_frozen_weights_is_rejected() {
     let (x, y) = data();
     let mut model = model_with_frozen_base();
     model.fit(&x, &y, &fit_cfg()).unwrap(); // momentum exists before the freeze
-    model.set_trainable_at("model/base", false);
+    model
+        .set_trainable_at("model/base", false)
+        .expect("a layer at that path");
     let before = WeightSnapshot::of(&model, "model/base");
     model.fit(&x, &y, &fit_cfg()).unwrap();
     accepted(check_frozen_weights_unchanged(
@@ -299,12 +301,16 @@ fn momentum_or_weight_decay_moving_frozen_weights_is_rejected() {
 #[test]
 fn a_freeze_that_is_not_recursive_is_rejected() {
     let mut model = model_with_frozen_base();
-    model.set_trainable_at("model/base", false);
+    model
+        .set_trainable_at("model/base", false)
+        .expect("a layer at that path");
     accepted(check_freeze_is_recursive("real", &model, "model/base"));
     // The twin: only the container's own flag changes.
     for path in model.layer_paths() {
         if path.starts_with("model/base/") {
-            model.set_trainable_at(&path, true);
+            model
+                .set_trainable_at(&path, true)
+                .expect("a layer at that path");
         }
     }
     rejected(check_freeze_is_recursive(
@@ -366,7 +372,9 @@ fn chain(middle: impl Layer<f32> + 'static) -> Model<f32> {
         .add(Dense::new(1).named("last"))
         .build(&[6], Some(4))
         .unwrap();
-    model.set_trainable_at("chain/middle", false);
+    model
+        .set_trainable_at("chain/middle", false)
+        .expect("a layer at that path");
     model
         .compile(Sgd::new(0.01), Loss::MeanSquaredError)
         .unwrap();
@@ -458,7 +466,9 @@ fn frozen_bn_model(bn: impl Layer<f32> + 'static) -> Model<f32> {
         .add(Dense::new(1))
         .build(&[6], Some(2))
         .unwrap();
-    model.set_trainable_at("model/base", false);
+    model
+        .set_trainable_at("model/base", false)
+        .expect("a layer at that path");
     model
         .compile(Sgd::new(0.01), Loss::MeanSquaredError)
         .unwrap();

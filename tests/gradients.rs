@@ -445,7 +445,7 @@ proptest! {
         let mut model = single(BatchNormalization::new(), &[channels], seed);
         randomise_weights(&mut model, seed ^ 1);
         let setup = if frozen {
-            prop_assert!(model.set_trainable_at("m/batch_normalization", false));
+            model.set_trainable_at("m/batch_normalization", false).expect("a layer at that path");
             Setup::train()
         } else {
             Setup { phase: Phase::Eval, dropout_seed: None }
@@ -636,7 +636,7 @@ proptest! {
         };
         let mut model = builder.add(last).build(&[inputs], Some(seed)).expect("build");
         randomise_weights(&mut model, seed ^ 1);
-        prop_assert!(model.set_trainable_at("m/middle", false));
+        model.set_trainable_at("m/middle", false).expect("a layer at that path");
 
         let x = random_array(&[batch, inputs], seed ^ 2);
         let report = check_gradients(&mut model, &x, seed ^ 3, Setup::train_with_mask(seed ^ 4));

@@ -44,9 +44,13 @@ fn a_trainable_layer_inside_a_frozen_model_stays_frozen() {
         .compile(nncheck::optim::Adam::adamw(1e-2), Loss::MeanSquaredError)
         .unwrap();
     let (_, total) = model.count_params();
-    model.set_trainable_at("model/base", false);
+    model
+        .set_trainable_at("model/base", false)
+        .expect("a layer at that path");
     // The leaf's own flag says trainable; its container says frozen.
-    assert!(model.set_trainable_at("model/base/dense", true));
+    model
+        .set_trainable_at("model/base/dense", true)
+        .expect("a layer at that path");
     assert!(model
         .trainable_weights()
         .iter()

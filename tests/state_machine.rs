@@ -375,7 +375,9 @@ impl StateMachineTest for FreezingModel {
         for part in Part::ALL {
             assert!(paths.iter().any(|p| p == part.path()), "{}", part.path());
             let trainable = !reference.frozen[part.index()];
-            assert!(model.set_trainable_at(part.path(), trainable));
+            model
+                .set_trainable_at(part.path(), trainable)
+                .expect("a layer at that path");
         }
         let (x, y) = synthetic_data(SAMPLES, FEATURES, reference.seed);
         let mut system = System {
@@ -397,7 +399,10 @@ impl StateMachineTest for FreezingModel {
         let trains = transition.steps() > 0;
         match &transition {
             Transition::SetTrainable { part, trainable } => {
-                assert!(system.model.set_trainable_at(part.path(), *trainable));
+                system
+                    .model
+                    .set_trainable_at(part.path(), *trainable)
+                    .expect("a layer at that path");
             }
             Transition::Fit { batch_size, seed } => {
                 let config = FitConfig {

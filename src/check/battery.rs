@@ -337,7 +337,7 @@ pub fn training_battery(case: &TrainingCase) -> Result<Vec<CheckReport>> {
             },
         )?;
     }
-    model.set_trainable_at("model/base", false);
+    model.set_trainable_at("model/base", false)?;
     reports.push(check_freeze_is_recursive(&subject, &model, "model/base"));
     let frozen_before = WeightSnapshot::of(&model, "model/base");
     let slots_before: Vec<_> = model
@@ -452,7 +452,7 @@ fn gradient_passes_frozen_layer(
         .add(Dense::new(8).named("middle"))
         .add(Dense::new(1).named("last"))
         .build(&[6], Some(case.seed))?;
-    model.set_trainable_at("chain/middle", false);
+    model.set_trainable_at("chain/middle", false)?;
     case.optimizer.compile(&mut model, case.weight_decay)?;
     let mut train = |m: &mut Model<f32>| m.fit(x, y, fit).map(|_| ());
     Ok(check_gradient_passes_frozen_layer(

@@ -7,10 +7,13 @@
 pub mod concat;
 pub mod graph;
 pub mod sequential;
+mod weights;
+
+pub use weights::WeightInfo;
 
 use crate::error::{Error, Result};
 use crate::layer::{
-    join_path, Layer, LayerVisitor, LayerVisitorMut, WeightKind, WeightVisitor, WeightVisitorMut,
+    join_path, Layer, LayerVisitor, LayerVisitorMut, WeightVisitor, WeightVisitorMut,
 };
 use crate::loss::Loss;
 use crate::optim::Optimizer;
@@ -67,15 +70,6 @@ impl<F: Element> std::fmt::Debug for Model<F> {
             .field("compiled", &self.compiled.is_some())
             .finish_non_exhaustive()
     }
-}
-
-/// One weight as `trainable_weights` and friends list it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WeightInfo {
-    /// `model/layer/name`.
-    pub path: String,
-    /// The weight's shape.
-    pub shape: Vec<usize>,
 }
 
 /// Picks `base`, or `base_1`, `base_2`, ... if taken, and records it.
@@ -182,72 +176,6 @@ impl<F: Element> Model<F> {
         self.call(x, Phase::Eval)
     }
 
-    /// Every weight, in build order (Keras `get_weights`).
-    pub fn get_weights(&self) -> Vec<ArrayD<F>> {
-        let mut out = Vec::new();
-        self.visit_weights("", true, &mut |_, w, _| out.push(w.value.clone()));
-        out
-    }
-
-    /// Replaces every weight, in `get_weights` order; shapes must match exactly.
-    /// On error nothing is changed.
-    pub fn set_weights(&mut self, weights: Vec<ArrayD<F>>) -> Result<()> {
-        let current = self.get_weights();
-        if current.len() != weights.len() {
-            return Err(Error::WeightCount {
-                model: self.name.clone(),
-                expected: current.len(),
-                got: weights.len(),
-            });
-        }
-        for (c, w) in current.iter().zip(&weights) {
-            if c.shape() != w.shape() {
-                return Err(shape_mismatch(
-                    &format!("set_weights on `{}`", self.name),
-                    format!("{:?}", c.shape()),
-                    w.shape(),
-                ));
-            }
-        }
-        let mut it = weights.into_iter();
-        self.visit_weights_mut("", true, &mut |_, w, _| {
-            w.value = it.next().expect("count checked");
-        });
-        Ok(())
-    }
-
-    fn list_weights(&self, keep: impl Fn(WeightKind, bool) -> bool) -> Vec<WeightInfo> {
-        let mut out = Vec::new();
-        self.visit_weights("", true, &mut |path, w, eff| {
-            if keep(w.kind, eff) {
-                out.push(WeightInfo {
-                    path: join_path(path, w.name),
-                    shape: w.value.shape().to_vec(),
-                });
-            }
-        });
-        out
-    }
-
-    /// Weights the optimizer may change now (Keras `trainable_weights`).
-    pub fn trainable_weights(&self) -> Vec<WeightInfo> {
-        self.list_weights(|kind, eff| kind == WeightKind::Param && eff)
-    }
-
-    /// Frozen parameters and internal state (Keras `non_trainable_weights`).
-    pub fn non_trainable_weights(&self) -> Vec<WeightInfo> {
-        self.list_weights(|kind, eff| !(kind == WeightKind::Param && eff))
-    }
-
-    /// The number of scalars in `trainable_weights` and in `non_trainable_weights`.
-    pub fn count_params(&self) -> (usize, usize) {
-        let count = |v: Vec<WeightInfo>| v.iter().map(|w| w.shape.iter().product::<usize>()).sum();
-        (
-            count(self.trainable_weights()),
-            count(self.non_trainable_weights()),
-        )
-    }
-
     /// Every noise layer's path and counters (dropout and every other layer
     /// with random state), in layer order.
     pub fn noise_stats(&self) -> Vec<(String, NoiseStats)> {
@@ -311,8 +239,17 @@ impl<F: Element> Model<F> {
     }
 
     /// Sets `trainable` on the layer or model at `path` (e.g. `model_AB/model_A`),
-    /// recursively. Returns false when no layer has that path.
-    pub fn set_trainable_at(&mut self, path: &str, trainable: bool) -> bool {
+    /// recursively. A path that names no layer is [`Error::UnknownPath`], and
+    /// changes nothing; [`Model::layer_paths`] lists the paths there are.
+    ///
+    /// ```
+    /// use nncheck::{Dense, Error, Sequential};
+    /// let mut m = Sequential::<f32>::new("m").add(Dense::new(2)).build(&[3], Some(1)).unwrap();
+    /// m.set_trainable_at("m/dense", false).unwrap();
+    /// assert!(m.trainable_weights().is_empty());
+    /// assert!(matches!(m.set_trainable_at("m/dense_9", true), Err(Error::UnknownPath { .. })));
+    /// ```
+    pub fn set_trainable_at(&mut self, path: &str, trainable: bool) -> Result<()> {
         let mut found = false;
         self.visit_layers_mut("", &mut |p, layer| {
             if p == path {
@@ -320,7 +257,15 @@ impl<F: Element> Model<F> {
                 found = true;
             }
         });
-        found
+        if found {
+            Ok(())
+        } else {
+            Err(Error::UnknownPath {
+                model: self.name.clone(),
+                what: "layer",
+                path: path.to_string(),
+            })
+        }
     }
 
     /// The paths of every layer and model inside, this model first.

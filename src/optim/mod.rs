@@ -64,6 +64,32 @@ pub trait Optimizer<F: Element>: Send {
     fn state(&self, id: WeightId) -> Option<SlotState<F>>;
 }
 
+/// A boxed optimizer is an optimizer, so one chosen at run time can be passed
+/// wherever an optimizer is taken.
+///
+/// ```
+/// use nncheck::optim::{Adam, Optimizer, Sgd};
+/// let pick: Box<dyn Optimizer<f32>> = if true { Box::new(Adam::new(1e-3)) } else { Box::new(Sgd::new(0.1)) };
+/// assert_eq!(pick.name(), "Adam");
+/// ```
+impl<F: Element> Optimizer<F> for Box<dyn Optimizer<F>> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn validate(&self) -> Result<()> {
+        (**self).validate()
+    }
+    fn update_is_finite(&self, w: &Weight<F>) -> bool {
+        (**self).update_is_finite(w)
+    }
+    fn apply(&mut self, w: &mut Weight<F>) {
+        (**self).apply(w)
+    }
+    fn state(&self, id: WeightId) -> Option<SlotState<F>> {
+        (**self).state(id)
+    }
+}
+
 /// Decoupled weight decay as Keras applies it, first: `w -= w * weight_decay * lr`.
 pub(crate) fn decay<F: Element>(w: F, weight_decay: F, lr: F) -> F {
     w - w * weight_decay * lr

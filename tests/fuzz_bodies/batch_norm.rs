@@ -269,7 +269,9 @@ fn body(u: &mut Unstructured<'_>) -> FuzzResult {
         .expect("buildable");
     let freeze = u.arbitrary()?;
     if freeze {
-        model.set_trainable_at("outer/inner", false);
+        model
+            .set_trainable_at("outer/inner", false)
+            .expect("a layer at that path");
     }
     let phase = if u.arbitrary()? {
         Phase::Train

@@ -296,8 +296,16 @@ fn body(u: &mut Unstructured<'_>) -> FuzzResult {
                 let path = &paths[u.choose_index(paths.len())?];
                 let trainable = u.arbitrary()?;
                 let found = a.set_trainable_at(path, trainable);
-                assert!(found, "layer_paths() lists {path}");
+                assert!(found.is_ok(), "layer_paths() lists {path}: {found:?}");
                 assert_eq!(b.set_trainable_at(path, trainable), found);
+                // A path that names no layer is refused by name, changing nothing.
+                let unknown = format!("{path}/no_such_layer");
+                let before = a.weights();
+                assert!(matches!(
+                    a.set_trainable_at(&unknown, !trainable),
+                    Err(Error::UnknownPath { .. })
+                ));
+                assert_eq!(a.weights(), before, "an unknown path changed a flag");
                 "set_trainable_at"
             }
             2 => {
