@@ -67,11 +67,17 @@ fn reference(seed: u64, call: u64, rate: f64, cells: usize) -> Vec<bool> {
     reference_mask(seed, call, drop_threshold(rate), cells)
 }
 
+/// A small case: seed, rate, shape, and the dropped indices of calls 0 and 1.
+type SmallCase<'a> = (u64, f64, &'a [usize], [&'a [usize]; 2]);
+
+/// A large case: seed, rate, units, and (dropped count, FNV-1a of the bitmap) of
+/// calls 0 and 1.
+type LargeCase = (u64, f64, usize, [(usize, u64); 2]);
+
 /// Small shapes: the dropped indices themselves, kernel and reference.
 #[test]
 fn small_masks_are_pinned() {
-    // (seed, rate, shape, expected dropped indices of calls 0 and 1)
-    let cases: [(u64, f64, &[usize], [&[usize]; 2]); 3] = [
+    let cases: [SmallCase; 3] = [
         (42, 0.3, &[4, 8], [&PIN_03_C0, &PIN_03_C1]),
         (7, 0.5, &[2, 16], [&PIN_05_C0, &PIN_05_C1]),
         (7, 0.25, &[3, 11], [&PIN_025_C0, &PIN_025_C1]),
@@ -113,8 +119,7 @@ fn noise_shape_mask_is_pinned() {
 /// the dropped count and an FNV-1a hash of the drop bitmap.
 #[test]
 fn large_masks_are_pinned() {
-    // (seed, rate, units, call 0 and call 1: (dropped count, FNV-1a of the bitmap))
-    let cases: [(u64, f64, usize, [(usize, u64); 2]); 5] = [
+    let cases: [LargeCase; 5] = [
         (42, 0.3, 10_000, PIN_LARGE[0]),
         (42, 0.5, 10_000, PIN_LARGE[1]),
         (42, 0.25, 10_000, PIN_LARGE[2]),
