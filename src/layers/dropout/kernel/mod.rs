@@ -2,29 +2,30 @@
 //! window by window and applied with a branch-free select.
 //!
 //! Invariant served: for every seed, call, threshold and length the kernel's output
-//! (and drop count) is bit-identical to [`reference_mask`](super::mask::reference_mask) followed by the plain
-//! select `drop ? +0.0 : x * scale`, and it depends only on (seed, call, element
-//! index): never on chunking, thread count or instruction set.
+//! (and drop count) is bit-identical to
+//! [`reference_mask`](super::mask::reference_mask) followed by the plain select
+//! `drop ? +0.0 : x * scale`, and it depends only on (seed, call, element index):
+//! never on chunking, thread count or instruction set.
 //!
 //! Design, one idea per module:
-//! - [`Plan`] (here): what the threshold asks for. Keep all, drop all, a few random
-//!   bits per cell with no ties ([`packed`]: rates 1/2, 1/4, 3/4, multiples of
+//! - `Plan` (here): what the threshold asks for. Keep all, drop all, a few random
+//!   bits per cell with no ties (`packed`: rates 1/2, 1/4, 3/4, multiples of
 //!   1/16), or the byte path of every other rate: one random byte per cell compared
 //!   with the threshold's leading byte, ties decided from a second stream.
 //! - Work proceeds in windows of [`TIE_WINDOW`] cells. A window starts on a
-//!   ChaCha word boundary, so a part (a range of windows, [`parts`]) seeks once and
+//!   ChaCha word boundary, so a part (a range of windows, `parts`) seeks once and
 //!   reads on, and any split gives the same output.
-//! - [`streams`]: the call's two ChaCha8 streams; their keystream comes from
-//!   rand_chacha or from [`keystream`] (eight blocks at a time with AVX2, sixteen
+//! - `streams`: the call's two ChaCha8 streams; their keystream comes from
+//!   rand_chacha or from `keystream` (eight blocks at a time with AVX2, sixteen
 //!   with AVX-512), the same bytes either way.
-//! - [`select`]: the byte path's branch-free select, and the choice of driver by
-//!   instruction set and element type. [`ties`]: finding the rare tie bytes
+//! - `select`: the byte path's branch-free select, and the choice of driver by
+//!   instruction set and element type. `ties`: finding the rare tie bytes
 //!   (1/256) and deciding them with a mask, after the select.
-//! - [`fused`]: for `f32`, drivers that run the select inside the keystream's
+//! - `fused`: for `f32`, drivers that run the select inside the keystream's
 //!   rounds so the memory traffic overlaps the ChaCha arithmetic.
 //! - [`isa`]: the instruction set is an [`Isa`] value that only CPU detection can
-//!   create; the element type picks its select through
-//!   [`Element::as_f32_cells`](crate::Element::as_f32_cells), never by a cast.
+//!   create; the element type picks its select through `Element::as_f32_cells`,
+//!   never by a cast.
 //!
 //! Every `unsafe` block here is a SIMD intrinsic, a raw pointer into the caller's
 //! buffers, or a call that needs an instruction set, and states why it is sound.
@@ -78,7 +79,7 @@ enum Plan {
 ///
 /// ```
 /// use nncheck::layers::dropout::{drop_threshold, reference_mask};
-/// use nncheck::layers::dropout_kernel::DropoutKernel;
+/// use nncheck::layers::dropout::kernel::DropoutKernel;
 /// let x: Vec<f32> = (0..10_000).map(|i| i as f32).collect();
 /// let mut out = vec![0.0f32; x.len()];
 /// let kernel = DropoutKernel::new(7, 3, drop_threshold(0.1));
@@ -181,7 +182,7 @@ impl DropoutKernel {
     /// with the `rayon` feature.
     ///
     /// ```
-    /// use nncheck::layers::dropout_kernel::DropoutKernel;
+    /// use nncheck::layers::dropout::kernel::DropoutKernel;
     /// let x = vec![1.0f32; 50_000];
     /// let k = DropoutKernel::new(1, 0, 1 << 31);
     /// let (mut a, mut b) = (vec![0.0; x.len()], vec![0.0; x.len()]);
@@ -231,7 +232,7 @@ impl DropoutKernel {
     ///
     /// ```
     /// use nncheck::layers::dropout::{drop_threshold, reference_mask};
-    /// use nncheck::layers::dropout_kernel::DropoutKernel;
+    /// use nncheck::layers::dropout::kernel::DropoutKernel;
     /// let t = drop_threshold(0.3);
     /// assert_eq!(DropoutKernel::new(5, 2, t).mask(9000), reference_mask(5, 2, t, 9000));
     /// ```
@@ -283,13 +284,12 @@ impl DropoutKernel {
     /// For audits (a drop decision can be checked by hand from its byte or bit), and
     /// for the benchmark: at one byte per cell this keystream is the part of the
     /// kernel's work that no select can avoid, so its time is the kernel's floor.
-    /// Computed the way the byte path computes it (AVX-512 or AVX2 where the CPU has
-    /// them; the packed path uses AVX2 or rand_chacha); the bytes are the same on
-    /// every machine and every path.
+    /// Computed the way the byte path computes it, on the kernel's [`Isa`]; the
+    /// bytes are the same on every machine, instruction set and path.
     ///
     /// ```
     /// use nncheck::layers::dropout::{drop_threshold, reference_mask};
-    /// use nncheck::layers::dropout_kernel::DropoutKernel;
+    /// use nncheck::layers::dropout::kernel::DropoutKernel;
     /// let mut bytes = vec![0u8; 10_000];
     ///
     /// // Rate 0.3: a byte per cell, compared with the threshold's leading byte.

@@ -8,9 +8,9 @@
 //! Why a path of its own: when the threshold `t` is a multiple of `2^(32 - bits)`,
 //! a cell whose `bits`-bit field `f` is compared with `t >> (32 - bits)` drops with
 //! probability exactly `t / 2^32`, and no tie is left to resolve. At rate 0.5 the
-//! keystream is then an eighth of the byte path's. That matters because the AVX2
-//! keystream of one byte per cell alone takes longer than a copy of the cells at
-//! cache-resident sizes. Here the select's loads and stores are most of the cost.
+//! keystream is then an eighth of the byte path's, and the select's loads and
+//! stores are most of the cost. Each window's bits are computed first and then
+//! selected from L1, not fused: there is little arithmetic to hide the traffic under.
 //!
 //! Layout: window `w` of [`TIE_WINDOW`] cells reads bytes `w * TIE_WINDOW * bits / 8
 //! ..` of the primary stream (`8 * bits` whole ChaCha blocks, so it can be sought
@@ -150,8 +150,8 @@ fn mask_windows<const BITS: usize>(mut bits: PackedBits<BITS>, t: u32, mask: &mu
     }
 }
 
-/// The window loop: each window's bits, then its select (AVX2 for `f32` where the
-/// CPU has it, else the portable loop). Returns the drop count.
+/// The window loop: each window's bits, then its select (AVX2 for `f32` when the
+/// kernel's instruction set has it, else the portable loop). Returns the drop count.
 fn select_windows<F: Element, const BITS: usize>(
     bits: PackedBits<BITS>,
     t: u32,

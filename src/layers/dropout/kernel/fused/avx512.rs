@@ -87,7 +87,7 @@ const GROUPS: usize = TIE_WINDOW / (16 * 64);
 /// Software-pipelined: the select of group `g - 1` is interleaved with the
 /// rounds of group `g` (a quarter of its blocks after each double round), so the
 /// loads and stores run under the keystream's vector arithmetic instead of after
-/// it (done in sequence, the two costs simply added up). A group leaves behind
+/// it. A group leaves behind
 /// only its sixteen 64-bit drop masks. When `t_lo != 0`, once the select of a
 /// window is complete its ties are decided from `tie_stream` ([`words64`]) and
 /// applied. `block` must be `64 * first_window`.

@@ -12,8 +12,7 @@ use std::arch::x86_64::*;
 /// Hidden from the optimiser on purpose: when LLVM sees constant masks it
 /// rewrites the rotate by 16 as two word shuffles and pushes the rotate by 8
 /// through the xor before it (two shuffles again), and shuffles compete with the
-/// rounds' shifts for the same pipes. Measured here (Zen 3), the keystream ran
-/// a few percent faster with one shuffle per rotate.
+/// rounds' shifts for the same pipes; one shuffle per rotate is what is wanted.
 #[target_feature(enable = "avx2")]
 #[inline]
 fn rotation_masks() -> (__m256i, __m256i) {
@@ -226,10 +225,14 @@ pub(crate) struct WindowSelect<'a> {
 
 /// Eight cells of a [`WindowSelect`], from cell `i`: `dst = bytes < t_hi ? +0.0 :
 /// src * scale`, with the dropped lanes subtracted from `count` (all ones is -1).
+///
+/// # Safety
+/// The CPU must support AVX2; `i + 8 <= TIE_WINDOW`, and `job.src` must be
+/// readable and `job.dst` writable for `TIE_WINDOW` cells.
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn select8(job: &WindowSelect, i: usize, count: &mut __m256i) {
-    // SAFETY: `i + 8 <= TIE_WINDOW`; the caller vouches for `src` and `dst`.
+    // SAFETY: the caller vouches for `i + 8 <= TIE_WINDOW` and for `src` and `dst`.
     unsafe {
         let b = _mm_loadl_epi64(job.bytes.as_ptr().add(i).cast());
         let drop = _mm256_cmpgt_epi32(
@@ -262,9 +265,7 @@ pub(crate) unsafe fn keystream_selecting<const SELECT: bool, const N: usize>(
     const { assert!(N.is_multiple_of(8 * 64) && (!SELECT || N == TIE_WINDOW)) };
     let (r16, r8) = rotation_masks();
     // Cells selected per slice: two slices per double round, 8 groups x 4
-    // double rounds x 2 slices x 64 cells = one window. Measured here: slices of
-    // 16 cells after every quarter round ran about 8% slower (more spills
-    // between the rounds' registers and the select's).
+    // double rounds x 2 slices x 64 cells = one window.
     const SLICE: usize = TIE_WINDOW / (8 * 4 * 2);
     let mut count = _mm256_setzero_si256();
     let mut cell = 0usize;
