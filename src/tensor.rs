@@ -61,6 +61,17 @@ pub trait Element:
             self
         }
     }
+    /// The element-type dispatch of the dropout kernel: `Ok` with the same cells
+    /// at type `f32` when `Self` is `f32` (the type the kernel has SIMD selects
+    /// for), `Err` with them unchanged otherwise, which takes the portable select.
+    /// The default is the portable choice; `f32` overrides it.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn as_f32_cells(
+        cells: Cells<'_, Self>,
+    ) -> std::result::Result<Cells<'_, f32>, Cells<'_, Self>> {
+        Err(cells)
+    }
 }
 
 impl Element for f32 {
@@ -77,6 +88,10 @@ impl Element for f32 {
     #[inline(always)]
     fn zero_where(self, mask: u32) -> Self {
         f32::from_bits(self.to_bits() & !mask)
+    }
+    #[inline(always)]
+    fn as_f32_cells(cells: Cells<'_, f32>) -> std::result::Result<Cells<'_, f32>, Cells<'_, f32>> {
+        Ok(cells)
     }
 }
 
@@ -96,6 +111,19 @@ impl Element for f64 {
         // Sign-extend: an all-ones u32 becomes an all-ones u64.
         f64::from_bits(self.to_bits() & !(mask as i32 as i64 as u64))
     }
+}
+
+/// The input (absent when in place), output and scale of a dropout kernel select,
+/// as [`Element::as_f32_cells`] passes them on.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Cells<'a, F> {
+    /// The input, when it is not `out` itself.
+    pub x: Option<&'a [F]>,
+    /// The output (and the input, in place).
+    pub out: &'a mut [F],
+    /// The scale of kept cells.
+    pub scale: F,
 }
 
 /// The element count of `shape`, or [`Error::TooLarge`] when it overflows or

@@ -6,12 +6,18 @@
 //! depends only on (seed, call, element index), never on the split into parts (which
 //! is what threads get) or on the total length. Since every part runs on its own
 //! thread, 1 and 2 threads give the same bits (with or without the `rayon` feature).
+//! Every instruction set the kernel runs on gives those same bits; a test for a set
+//! the machine lacks says so (see `common/isa.rs`) instead of passing silently.
 
 use ndarray::ArrayD;
+use nncheck::layers::dropout::kernel::Isa;
 use nncheck::layers::dropout::{drop_threshold, reference_mask, TIE_WINDOW};
 use nncheck::layers::dropout_kernel::DropoutKernel;
 use nncheck::{Dropout, Layer, Phase};
 use proptest::prelude::*;
+
+#[path = "common/isa.rs"]
+mod isa;
 
 /// Lengths around window boundaries, plus small and arbitrary ones.
 fn lengths() -> impl Strategy<Value = usize> {
@@ -328,4 +334,124 @@ fn rayon_one_and_two_threads_agree() {
         })
     };
     assert_eq!(run(1), run(2));
+}
+
+/// The kernel on `isa` (out of place, in place, chunked, the mask, and `f64`)
+/// equals the reference at rates of every plan and lengths around window
+/// boundaries, from several (seed, call) pairs.
+fn assert_isa_matches_reference(isa: Isa) {
+    let rates = [
+        0.1,
+        0.3,
+        1e-9,
+        129.0 / 256.0,
+        0.5,
+        0.25,
+        0.75,
+        3.0 / 16.0,
+        0.999,
+    ];
+    for n in [0, 5, TIE_WINDOW, TIE_WINDOW + 1, 17 * TIE_WINDOW + 333] {
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 - 5000.5) * 0.37).collect();
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        for rate in rates {
+            for (seed, call) in [(3u64, 0u64), (9, 7), (1, u64::MAX)] {
+                let case = format!("{isa:?} n {n} rate {rate} seed {seed} call {call}");
+                let t = drop_threshold(rate);
+                let scale = scale_of(rate);
+                let mask = reference_mask(seed, call, t, n);
+                let want = reference_select(&mask, &x, scale);
+                let dropped = mask.iter().filter(|&&d| d).count() as u64;
+                let kernel = DropoutKernel::new(seed, call, t).with_isa(isa);
+                assert_eq!(kernel.isa(), isa);
+                assert_eq!(kernel.mask(n), mask, "{case}");
+
+                let mut out = vec![f32::NAN; n];
+                assert_eq!(kernel.forward_into(&x, &mut out, scale).unwrap(), dropped);
+                assert_eq!(bits(&out), want, "{case}");
+                let mut in_place = x.clone();
+                assert_eq!(
+                    kernel.forward_in_place(&mut in_place, scale).unwrap(),
+                    dropped
+                );
+                assert_eq!(bits(&in_place), want, "{case}");
+                let mut chunked = vec![f32::NAN; n];
+                kernel
+                    .forward_into_chunked(&x, &mut chunked, scale, 3)
+                    .unwrap();
+                assert_eq!(bits(&chunked), want, "{case}");
+
+                let scale64 = f64::from(scale);
+                let mut wide = x64.clone();
+                assert_eq!(
+                    kernel.forward_in_place(&mut wide, scale64).unwrap(),
+                    dropped
+                );
+                for ((&o, &v), &d) in wide.iter().zip(&x64).zip(&mask) {
+                    let want = if d { 0.0 } else { v * scale64 };
+                    assert_eq!(o.to_bits(), want.to_bits(), "{case}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn portable_path_matches_reference() {
+    assert_isa_matches_reference(Isa::Portable);
+}
+
+#[test]
+fn avx2_paths_match_reference() {
+    let Some(found) = isa::required("avx2", "avx2_paths_match_reference") else {
+        return;
+    };
+    // AVX2 alone, as on CPUs without AVX-512, whatever this one has.
+    let avx2 = Isa::Avx2(found.avx2().expect("AVX2 was detected"));
+    assert_isa_matches_reference(avx2);
+}
+
+#[test]
+fn avx512_paths_match_reference() {
+    let Some(avx512) = isa::required("avx512", "avx512_paths_match_reference") else {
+        return;
+    };
+    assert_isa_matches_reference(avx512);
+}
+
+/// The detected set is the widest the CPU has, and it is what a new kernel uses.
+#[test]
+fn new_kernels_run_on_the_detected_set() {
+    let detected = Isa::detect();
+    assert_eq!(
+        DropoutKernel::new(1, 0, drop_threshold(0.1)).isa(),
+        detected
+    );
+    let want = isa::required(
+        "avx512",
+        "new_kernels_run_on_the_detected_set (AVX-512 part)",
+    )
+    .or_else(|| isa::required("avx2", "new_kernels_run_on_the_detected_set (AVX2 part)"))
+    .unwrap_or(Isa::Portable);
+    assert_eq!(detected, want);
+}
+
+/// The helper's own rule: a missing set is skipped with a line saying so, unless
+/// `NNCHECK_REQUIRE_ISA` names it.
+#[test]
+fn a_missing_isa_is_skipped_unless_required() {
+    assert_eq!(
+        isa::missing("avx512", "t", ""),
+        "SKIPPED t: needs avx512f, avx512bw (not on this machine)"
+    );
+    assert_eq!(
+        isa::missing("avx2", "t", "avx512"),
+        "SKIPPED t: needs avx2 (not on this machine)"
+    );
+    let required = std::panic::catch_unwind(|| isa::missing("avx512", "t", "avx2,avx512"));
+    let message = *required.unwrap_err().downcast::<String>().unwrap();
+    assert!(
+        message.contains("t needs avx512 (avx512f, avx512bw)"),
+        "{message}"
+    );
 }

@@ -3,8 +3,10 @@
 pub mod batch_norm;
 pub mod dense;
 pub mod dropout;
-pub mod dropout_kernel;
 pub mod relu;
+
+/// The dropout kernel under its former path; it lives in [`dropout::kernel`].
+pub use dropout::kernel as dropout_kernel;
 
 pub use batch_norm::BatchNormalization;
 pub use dense::Dense;

@@ -8,9 +8,9 @@
 //! Why a path of its own: when the threshold `t` is a multiple of `2^(32 - bits)`,
 //! a cell whose `bits`-bit field `f` is compared with `t >> (32 - bits)` drops with
 //! probability exactly `t / 2^32`, and no tie is left to resolve. At rate 0.5 the
-//! keystream is then an eighth of the byte path's. That matters because the AVX2
-//! keystream of one byte per cell alone takes longer than a copy of the cells at
-//! cache-resident sizes. Here the select's loads and stores are most of the cost.
+//! keystream is then an eighth of the byte path's, and the select's loads and
+//! stores are most of the cost. Each window's bits are computed first and then
+//! selected from L1, not fused: there is little arithmetic to hide the traffic under.
 //!
 //! Layout: window `w` of [`TIE_WINDOW`] cells reads bytes `w * TIE_WINDOW * bits / 8
 //! ..` of the primary stream (`8 * bits` whole ChaCha blocks, so it can be sought
@@ -20,7 +20,13 @@
 //! `t >> (32 - bits)` exactly when the shifted word is below `t`: one shift and one
 //! compare per cell, with no masking.
 
-use super::{mask_rng, DropoutKernel, Element, TIE_WINDOW};
+#[cfg(target_arch = "x86_64")]
+use super::keystream;
+use super::mask::{mask_rng, TIE_WINDOW};
+use super::{Avx2, DropoutKernel};
+#[cfg(target_arch = "x86_64")]
+use crate::tensor::Cells;
+use crate::tensor::Element;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -68,10 +74,9 @@ struct PackedBits<const BITS: usize> {
     /// The key and primary stream number, for the AVX2 keystream.
     key: [u32; 8],
     stream: u64,
-    /// Whether the AVX2 keystream (and, for `f32`, the AVX2 select) may be used:
-    /// set from CPU detection only (unsafe code relies on it); tests may lower it,
-    /// never raise it.
-    avx2: bool,
+    /// The AVX2 keystream (and, for `f32`, the AVX2 select) when the kernel's
+    /// instruction set includes AVX2.
+    avx2: Option<Avx2>,
     buffer: [u8; MAX_WINDOW_BYTES],
 }
 
@@ -91,7 +96,7 @@ impl<const BITS: usize> PackedBits<BITS> {
             first_window,
             key: kernel.key,
             stream,
-            avx2: super::avx2::detected(),
+            avx2: kernel.isa.avx2(),
             buffer: [0; MAX_WINDOW_BYTES],
         }
     }
@@ -101,7 +106,7 @@ impl<const BITS: usize> PackedBits<BITS> {
     fn window(&mut self, local: usize) -> &[u8] {
         let bytes = &mut self.buffer[..Self::WINDOW_BYTES];
         #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
+        if let Some(avx2) = self.avx2 {
             let block = ((self.first_window + local) * Self::WINDOW_BYTES / 64) as u64;
             for (g, group) in bytes
                 .as_chunks_mut::<GROUP_BYTES>()
@@ -110,8 +115,7 @@ impl<const BITS: usize> PackedBits<BITS> {
                 .enumerate()
             {
                 let first = block.wrapping_add(8 * g as u64);
-                // SAFETY: `avx2` is only set when the CPU supports AVX2.
-                unsafe { super::avx2::keystream(&self.key, self.stream, first, group) };
+                keystream::avx2::keystream(avx2, &self.key, self.stream, first, group);
             }
             return bytes;
         }
@@ -146,71 +150,78 @@ fn mask_windows<const BITS: usize>(mut bits: PackedBits<BITS>, t: u32, mask: &mu
     }
 }
 
-/// The window loop: each window's bits, then its select (AVX2 for `f32` where the
-/// CPU has it, else the portable loop). Returns the drop count.
+/// The window loop: each window's bits, then its select (AVX2 for `f32` when the
+/// kernel's instruction set has it, else the portable loop). Returns the drop count.
 fn select_windows<F: Element, const BITS: usize>(
-    mut bits: PackedBits<BITS>,
+    bits: PackedBits<BITS>,
     t: u32,
     x: Option<&[F]>,
     out: &mut [F],
     scale: F,
 ) -> u64 {
-    let simd_f32 = bits.avx2 && std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>();
+    #[cfg(target_arch = "x86_64")]
+    let (x, out, scale) = match (bits.avx2, F::as_f32_cells(Cells { x, out, scale })) {
+        (Some(avx2), Ok(Cells { x, out, scale })) => {
+            let head = |bytes: &[u8], x: Option<&[f32]>, o: &mut [f32]| {
+                select_head_f32::<BITS>(avx2, bytes, t, x, o, scale)
+            };
+            return select_windows_with(bits, t, x, out, scale, head);
+        }
+        (_, Ok(Cells { x, out, scale })) => {
+            return select_windows_with(bits, t, x, out, scale, |_, _, _| (0, 0));
+        }
+        (_, Err(Cells { x, out, scale })) => (x, out, scale),
+    };
+    select_windows_with(bits, t, x, out, scale, |_, _, _| (0, 0))
+}
+
+/// The window loop: each window's bits, then `head` selects a prefix of the window
+/// (returning how many cells it covered and their drop count) and the portable
+/// select the rest.
+#[inline(always)]
+fn select_windows_with<F: Element, const BITS: usize>(
+    mut bits: PackedBits<BITS>,
+    t: u32,
+    x: Option<&[F]>,
+    out: &mut [F],
+    scale: F,
+    mut head: impl FnMut(&[u8], Option<&[F]>, &mut [F]) -> (usize, u32),
+) -> u64 {
     let mut dropped = 0u64;
     for (w, o) in out.chunks_mut(TIE_WINDOW).enumerate() {
         let xw = x.map(|x| &x[w * TIE_WINDOW..][..o.len()]);
         let bytes = bits.window(w);
-        let (done, count) = if simd_f32 {
-            // SAFETY: `bits.avx2` is only set when the CPU supports AVX2.
-            unsafe { select_head_f32::<F, BITS>(bytes, t, xw, o, scale) }
-        } else {
-            (0, 0)
-        };
+        let (done, count) = head(bytes, xw, o);
         let rest = select_portable::<F, BITS>(bytes, t, xw, o, scale, done);
         dropped += u64::from(count) + u64::from(rest);
     }
     dropped
 }
 
-/// The whole words of one window of `f32` cells (`F` must be `f32`, and the CPU
-/// must have AVX2), selected by [`select_f32_avx2`]; returns how many cells that
-/// covered and their drop count. Elsewhere than x86-64, nothing.
-///
-/// # Safety
-/// The CPU must support AVX2.
-///
-/// # Panics
-/// When `F` is not `f32`.
+/// The whole words of one window of `f32` cells, selected by [`select_f32_avx2`];
+/// returns how many cells that covered and their drop count. `x`, when given, is
+/// as long as `o`; `bytes` are the whole window's bits.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn select_head_f32<F: Element, const BITS: usize>(
+fn select_head_f32<const BITS: usize>(
+    avx2: Avx2,
     bytes: &[u8],
     t: u32,
-    x: Option<&[F]>,
-    o: &mut [F],
-    scale: F,
+    x: Option<&[f32]>,
+    o: &mut [f32],
+    scale: f32,
 ) -> (usize, u32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        assert_eq!(std::any::TypeId::of::<F>(), std::any::TypeId::of::<f32>());
-        let per_word = PackedBits::<BITS>::CELLS_PER_WORD;
-        let done = o.len() / per_word * per_word;
-        let dst = o.as_mut_ptr().cast::<f32>();
-        let src = x.map_or(dst.cast_const(), |x| x.as_ptr().cast::<f32>());
-        // SAFETY: `F` is `f32` (asserted), so this is the same value; the caller
-        // vouches for AVX2; `src` (the input, as long as `o`, or `dst` in place) is
-        // readable and `dst` writable for `o.len() >= done` cells, whose bits are
-        // in `bytes` (a whole window's).
-        let count = unsafe {
-            let scale = std::mem::transmute_copy::<F, f32>(&scale);
-            select_f32_avx2::<BITS>(bytes, t, src, dst, done, scale)
-        };
-        (done, count)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (bytes, t, x, o, scale);
-        (0, 0)
-    }
+    let _proof: Avx2 = avx2;
+    let per_word = PackedBits::<BITS>::CELLS_PER_WORD;
+    let done = o.len() / per_word * per_word;
+    assert!(x.is_none_or(|x| x.len() == o.len()) && bytes.len() * 8 >= done * BITS);
+    let dst = o.as_mut_ptr();
+    let src = x.map_or(dst.cast_const(), <[f32]>::as_ptr);
+    // SAFETY: the `Avx2` token proves the CPU supports AVX2; `src` (the input, as
+    // long as `o`, or `dst` in place) is readable and `dst` writable for
+    // `o.len() >= done` cells, whose bits are in `bytes` (asserted).
+    let count = unsafe { select_f32_avx2::<BITS>(bytes, t, src, dst, done, scale) };
+    (done, count)
 }
 
 /// The select of cells `from ..` of one window (`from` a multiple of the cells per
@@ -299,13 +310,14 @@ unsafe fn select_f32_avx2<const BITS: usize>(
             count = _mm256_sub_epi32(count, drop);
         }
     }
-    super::avx2::drop_count(count)
+    keystream::avx2::drop_count(count)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::dropout::{cell_bits, reference_mask};
+    use crate::layers::dropout::kernel::{isa, Isa};
+    use crate::layers::dropout::mask::{cell_bits, reference_mask};
 
     /// The compare is exact: of the `2^BITS` field values, exactly `t >> (32 - BITS)`
     /// drop, whatever the other cells' bits in the word.
@@ -340,7 +352,13 @@ mod tests {
     /// one, in place and out of place, on whole and partial words and windows.
     #[test]
     fn every_path_matches_reference() {
-        let host = super::super::avx2::detected();
+        // The portable path, and AVX2 where the CPU has it.
+        let isas: Vec<Isa> = std::iter::once(Isa::Portable)
+            .chain(isa::required(
+                "avx2",
+                "packed::every_path_matches_reference",
+            ))
+            .collect();
         let seed = 0x0123_4567_89ab_cdef;
         // Every packed threshold: below and above 2^31 (the AVX2 compare flips bit 31).
         let thresholds = [(1u32, 1u32 << 31), (2, 1 << 30), (2, 3 << 30)]
@@ -362,18 +380,19 @@ mod tests {
                     .map(|(&v, &d)| if d { 0.0f64 } else { f64::from(v) * 2.0 }.to_bits())
                     .collect();
                 let kernel = DropoutKernel::new(seed, 9, u64::from(t));
-                let run: fn(&DropoutKernel, bool, usize, u32, &[f32]) -> Forced = match bits {
+                let run: fn(&DropoutKernel, usize, u32, &[f32]) -> Forced = match bits {
                     1 => run_forced::<1>,
                     2 => run_forced::<2>,
                     _ => run_forced::<4>,
                 };
-                for avx2 in [false, host] {
+                for &isa in &isas {
+                    let kernel = kernel.clone().with_isa(isa);
                     for first_window in [0usize, 2] {
                         let cells = first_window * TIE_WINDOW..;
-                        let got = run(&kernel, avx2, first_window, t, &x[cells.clone()]);
+                        let got = run(&kernel, first_window, t, &x[cells.clone()]);
                         let dropped = mask[cells.clone()].iter().filter(|&&d| d).count() as u64;
                         let case =
-                            format!("bits {bits}, len {len}, avx2 {avx2}, window {first_window}");
+                            format!("bits {bits}, len {len}, {isa:?}, window {first_window}");
                         assert_eq!(got.counts, [dropped; 3], "{case}");
                         let bits32 = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                         assert_eq!(bits32(&got.into), want[cells.clone()], "{case}");
@@ -401,19 +420,14 @@ mod tests {
     }
 
     /// Runs every entry of the packed path on `x` (the cells from window
-    /// `first_window` on) with the keystream and select forced to AVX2 or not.
+    /// `first_window` on) on the kernel's instruction set.
     fn run_forced<const BITS: usize>(
         kernel: &DropoutKernel,
-        avx2: bool,
         first_window: usize,
         t: u32,
         x: &[f32],
     ) -> Forced {
-        let forced = || {
-            let mut bits = PackedBits::<BITS>::new(kernel, first_window);
-            bits.avx2 = avx2;
-            bits
-        };
+        let forced = || PackedBits::<BITS>::new(kernel, first_window);
         let mut into = vec![f32::NAN; x.len()];
         let mut in_place = x.to_vec();
         let mut wide: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
