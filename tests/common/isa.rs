@@ -6,6 +6,11 @@
 //! `NNCHECK_REQUIRE_ISA` (a comma-separated list of `avx2`, `avx512`) names that
 //! set: then it panics, naming it, so a run that must cover it cannot pass having
 //! run nothing.
+//!
+//! `NNCHECK_HIDE_ISA` (same list) makes the tests treat a set this CPU has as
+//! absent, so the skip and the failure can be shown on any machine:
+//! `NNCHECK_HIDE_ISA=avx512 NNCHECK_REQUIRE_ISA=avx512 cargo test --release
+//! --test dropout_kernel` must fail, naming avx512.
 
 use nncheck::layers::dropout::kernel::{Avx2, Avx512, Isa};
 use std::io::Write;
@@ -22,7 +27,9 @@ fn features(name: &str) -> &'static str {
 /// The instruction set `name` (`avx2` or `avx512`) when this CPU has it; else
 /// `None` after saying so, or a panic when `NNCHECK_REQUIRE_ISA` requires it.
 pub fn required(name: &str, test: &str) -> Option<Isa> {
+    let hidden = std::env::var("NNCHECK_HIDE_ISA").unwrap_or_default();
     let isa = match name {
+        _ if hidden.split(',').any(|h| h.trim() == name) => None,
         "avx2" => Avx2::detect().map(Isa::Avx2),
         "avx512" => Avx512::detect().map(Isa::Avx512),
         _ => None,
