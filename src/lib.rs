@@ -36,6 +36,11 @@
 //! ```
 #![warn(missing_docs, missing_debug_implementations)]
 
+/// The README's Rust blocks (its tour) run as doctests, so the front page compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod check;
 pub mod error;
 pub mod fit;
