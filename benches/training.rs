@@ -1,6 +1,6 @@
 //! Training-step benches against in-run baselines, so the README reports ratios.
 //!
-//! Invariants served (SPEC §3, issue 5): a frozen layer's weight gradients are not
+//! Invariants served (SPEC §3): a frozen layer's weight gradients are not
 //! computed and backward stops below the last trainable layer, so a fit step of a
 //! model whose frozen part holds >= 90% of the parameters takes at most 0.6 of the
 //! time of the same step unfrozen; and `Dense` adds little beyond its matrix

@@ -1,6 +1,6 @@
 //! Heap traffic of one training step, measured with a counting allocator.
 //!
-//! Invariant served (issue 5): the fit loop allocates per step only what the batch
+//! Invariant served (SPEC §3, the speed requirement): the fit loop allocates per step only what the batch
 //! needs and nothing that grows with the number of steps (no leak, no history kept
 //! per step); a train-phase dropout forward and backward allocate nothing per
 //! element (the kernel works in place and

@@ -1,8 +1,8 @@
 //! Agreement with Keras 3 (SPEC §5b): the core's numerics against reference values
 //! computed by Keras 3.16 (JAX backend), in both `f64` and `f32`.
 //!
-//! The reference files in `tests/data/` are copies of `keras-reference/` beside the
-//! SPEC; their README gives the formulas and the tolerances used here: about 1e-12
+//! The reference files are in `tests/data/`; their README gives the formulas and
+//! the tolerances used here: about 1e-12
 //! relative per operation and 1e-10 over a whole fit in `f64`, 1e-5 and 1e-4 in
 //! `f32` (the summation order differs from Keras). Two groups of float64 values
 //! were computed by Keras partly in float32 (loss values and gradients, BatchNorm

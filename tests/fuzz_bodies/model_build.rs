@@ -6,7 +6,7 @@
 //! deep, with Dense widths (zero and enormous included), Dropout rates and noise
 //! shapes, BatchNorm, ReLU, phase pins and trainable flags.
 //!
-//! Invariant served (issue 4, SPEC §7): building gives either a typed error or a
+//! Invariant served (SPEC §7): building gives either a typed error or a
 //! model whose forward works on an input of its declared shape, in both phases,
 //! and returns its declared output shape. The body carries a small shape oracle
 //! (the documented build rules), so it also checks that a build fails exactly when
