@@ -11,6 +11,7 @@
 
 mod fuzz_bodies;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A fuzz target body.
@@ -43,7 +44,11 @@ fn fuzz_dir(test: &str) -> Option<PathBuf> {
     if dir.join("Cargo.toml").is_file() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED {test}: no fuzz/ folder here (the published package leaves it out)");
+        // Straight to stderr, past the harness's capture, so a passing run shows it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: no fuzz/ folder here (the published package leaves it out)"
+        );
         None
     }
 }
