@@ -7,7 +7,7 @@
 //! is what threads get) or on the total length. Since every part runs on its own
 //! thread, 1 and 2 threads give the same bits (with or without the `rayon` feature).
 //! Every instruction set the kernel runs on gives those same bits; a test for a set
-//! the machine lacks says so (see `common/isa.rs`) instead of passing silently.
+//! the machine lacks says so (`kernel::isa::required`) instead of passing silently.
 
 use ndarray::ArrayD;
 use nncheck::layers::dropout::kernel::{Avx2, Avx512, Isa};
@@ -16,8 +16,7 @@ use nncheck::layers::dropout_kernel::DropoutKernel;
 use nncheck::{Dropout, Layer, Phase};
 use proptest::prelude::*;
 
-#[path = "common/isa.rs"]
-mod isa;
+use nncheck::layers::dropout::kernel::isa;
 
 /// Lengths around window boundaries, plus small and arbitrary ones.
 fn lengths() -> impl Strategy<Value = usize> {

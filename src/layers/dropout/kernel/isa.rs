@@ -88,14 +88,24 @@ impl Isa {
     }
 }
 
-/// For unit tests that need an instruction set: the set when this CPU has it.
+/// For tests that need an instruction set: the set when this CPU has it.
+///
 /// Otherwise `None` after printing `SKIPPED <test>: needs <features> (not on this
 /// machine)` to stderr, or a panic when `NNCHECK_REQUIRE_ISA` (a comma-separated
 /// list of `avx2`, `avx512`) names it, so a run that must cover it cannot pass
-/// having run nothing. The integration tests' twin is `tests/common/isa.rs`.
-#[cfg(test)]
-pub(super) fn required(name: &str, test: &str) -> Option<Isa> {
+/// having run nothing. `NNCHECK_HIDE_ISA` (same list) makes a set this CPU has
+/// count as absent, so the skip and the failure can be shown on any machine.
+///
+/// ```
+/// use nncheck::layers::dropout::kernel::isa::required;
+/// if let Some(isa) = required("avx2", "my_avx2_test") {
+///     assert!(isa.avx2().is_some());
+/// } // else: the test said it skipped, by name
+/// ```
+pub fn required(name: &str, test: &str) -> Option<Isa> {
+    let hidden = std::env::var("NNCHECK_HIDE_ISA").unwrap_or_default();
     let isa = match name {
+        _ if hidden.split(',').any(|h| h.trim() == name) => None,
         "avx2" => Avx2::detect().map(Isa::Avx2),
         "avx512" => Avx512::detect().map(Isa::Avx512),
         _ => None,
@@ -113,9 +123,8 @@ pub(super) fn required(name: &str, test: &str) -> Option<Isa> {
 
 /// What a test needing `name` does on a machine without it, given the value of
 /// `NNCHECK_REQUIRE_ISA`: panics when the list names it, else returns the
-/// `SKIPPED` line.
-#[cfg(test)]
-pub(super) fn missing(name: &str, test: &str, require_env: &str) -> String {
+/// `SKIPPED` line. An unknown name panics (a typo must not skip silently).
+pub fn missing(name: &str, test: &str, require_env: &str) -> String {
     let features = match name {
         "avx2" => "avx2",
         "avx512" => "avx512f, avx512bw",
