@@ -4,6 +4,7 @@
 //! every invariant is checked in exactly one way: [`dropout_battery`] for SPEC §2
 //! and [`training_battery`] for SPEC §3–§5.
 
+use super::cases::{DropoutCase, TrainingCase};
 use super::dropout::{
     check_backward_uses_forward_mask, check_eval_identity, check_neighbours_independent,
     check_per_position_uniformity, check_successive_calls_independent, check_train_call_exact,
@@ -19,27 +20,14 @@ use crate::error::Result;
 use crate::fit::FitConfig;
 use crate::layer::Layer;
 use crate::layers::{BatchNormalization, Dense, Dropout, ReLU};
-use crate::loss::Loss;
 use crate::model::graph::Functional;
 use crate::model::sequential::Sequential;
 use crate::model::Model;
-use crate::optim::{Adam, Sgd};
 use crate::phase::Phase;
 use crate::rng::chacha;
 use crate::tensor::bits_equal;
 use ndarray::ArrayD;
 use rand::RngExt;
-
-/// One generated dropout configuration.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct DropoutCase {
-    /// Rate in (0, 1).
-    pub rate: f64,
-    /// Input shape (batch first).
-    pub shape: Vec<usize>,
-    /// Layer seed.
-    pub seed: u64,
-}
 
 /// Nonzero finite values, so a `+0.0` output can only be a drop.
 pub fn nonzero_input(shape: &[usize], seed: u64) -> ArrayD<f32> {
@@ -201,83 +189,6 @@ impl super::DropoutLike<f32> for RateZeroInTrain {
     fn run_backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
         Ok(self.0.backward(dy, true)?.expect("requested"))
     }
-}
-
-/// The optimizers the training battery runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum OptimizerKind {
-    /// Plain SGD.
-    Sgd,
-    /// SGD with momentum 0.9.
-    Momentum,
-    /// SGD with Nesterov momentum 0.9.
-    Nesterov,
-    /// Adam.
-    Adam,
-    /// AdamW.
-    AdamW,
-}
-
-impl OptimizerKind {
-    /// Every kind.
-    pub const ALL: [OptimizerKind; 5] = [
-        OptimizerKind::Sgd,
-        OptimizerKind::Momentum,
-        OptimizerKind::Nesterov,
-        OptimizerKind::Adam,
-        OptimizerKind::AdamW,
-    ];
-
-    /// Compiles `model` with this optimizer (and `weight_decay` where it applies) and MSE.
-    ///
-    /// The learning rates are small on purpose: the battery checks invariants, not
-    /// convergence, and a dropout at rate 0.95 scales its survivors by 20, which made
-    /// momentum SGD at 0.01 with batch size 1 diverge to a NaN loss (a legitimate
-    /// `NonFiniteLoss` error, found by the property test and kept in its
-    /// regressions file).
-    pub fn compile(self, model: &mut Model<f32>, weight_decay: f64) -> Result<()> {
-        const SGD_LEARNING_RATE: f64 = 1e-3;
-        let loss = Loss::MeanSquaredError;
-        match self {
-            OptimizerKind::Sgd => {
-                model.compile(Sgd::new(SGD_LEARNING_RATE).weight_decay(weight_decay), loss)
-            }
-            OptimizerKind::Momentum => model.compile(
-                Sgd::new(SGD_LEARNING_RATE)
-                    .momentum(0.9)
-                    .weight_decay(weight_decay),
-                loss,
-            ),
-            OptimizerKind::Nesterov => model.compile(
-                Sgd::new(SGD_LEARNING_RATE)
-                    .momentum(0.9)
-                    .nesterov(true)
-                    .weight_decay(weight_decay),
-                loss,
-            ),
-            OptimizerKind::Adam => model.compile(Adam::new(1e-3).weight_decay(weight_decay), loss),
-            OptimizerKind::AdamW => model.compile(Adam::adamw(1e-3), loss),
-        }
-    }
-}
-
-/// One generated training configuration.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct TrainingCase {
-    /// The optimizer.
-    pub optimizer: OptimizerKind,
-    /// Decoupled weight decay (0 for none).
-    pub weight_decay: f64,
-    /// Epochs after freezing.
-    pub epochs: usize,
-    /// Batch size.
-    pub batch_size: usize,
-    /// Train everything first, so optimizer state exists when the base is frozen.
-    pub freeze_mid_training: bool,
-    /// Dropout rate inside the frozen base.
-    pub rate: f64,
-    /// Seeds data, model and shuffles.
-    pub seed: u64,
 }
 
 /// The base model the training battery freezes.

@@ -6,6 +6,7 @@
 //! broken one, can be run through the very same checks.
 
 pub mod battery;
+pub mod cases;
 pub mod dropout;
 pub mod frozen;
 pub mod phase;
