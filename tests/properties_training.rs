@@ -49,7 +49,8 @@ fn momentum_at_batch_size_one_under_heavy_dropout_passes() {
 #[test]
 fn a_trainable_layer_inside_a_frozen_model_stays_frozen() {
     use nncheck::check::battery::base_model;
-    use nncheck::check::frozen::{check_frozen_weights_unchanged, WeightSnapshot};
+    use nncheck::check::frozen::check_frozen_weights_unchanged;
+    use nncheck::check::snapshot::ModelSnapshot;
     use nncheck::{Dense, FitConfig, Layer, Loss, Sequential};
 
     let mut model = Sequential::new("model")
@@ -72,7 +73,7 @@ fn a_trainable_layer_inside_a_frozen_model_stays_frozen() {
         .trainable_weights()
         .iter()
         .all(|w| !w.path.starts_with("model/base")));
-    let before = WeightSnapshot::of(&model, "model/base");
+    let before = ModelSnapshot::of_subtree(&model, "model/base");
     let x = ndarray::ArrayD::from_shape_fn(vec![32, 6], |i| (i[0] * 6 + i[1]) as f32 / 100.0);
     let y = ndarray::ArrayD::from_shape_fn(vec![32, 1], |i| i[0] as f32 / 32.0);
     model
@@ -90,7 +91,7 @@ fn a_trainable_layer_inside_a_frozen_model_stays_frozen() {
     let report = check_frozen_weights_unchanged(
         "AND of the path",
         &before,
-        &WeightSnapshot::of(&model, "model/base"),
+        &ModelSnapshot::of_subtree(&model, "model/base"),
     );
     assert!(report.pass, "{}", report.line());
     assert!(model.trainable());
