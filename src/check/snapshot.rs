@@ -71,12 +71,24 @@ impl<F: Element> ModelSnapshot<F> {
 
     /// What differs between this snapshot and `later`, entry by entry.
     pub fn diff(&self, later: &Self) -> SnapshotDiff {
+        // Paths need not be unique (two graph nodes may share a name), so an
+        // entry is matched with the one at its own position when the paths
+        // agree there, and looked up by path only when the lists differ.
+        let counterpart = |i: usize, path: &String| match later.weights.get(i) {
+            Some((p, b)) if p == path => Some(b),
+            _ => later
+                .weights
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, b)| b),
+        };
         let weights = self
             .weights
             .iter()
-            .filter_map(|(path, a)| {
-                let moved = match later.weights.iter().find(|(p, _)| p == path) {
-                    Some((_, b)) if a.shape() == b.shape() => a
+            .enumerate()
+            .filter_map(|(i, (path, a))| {
+                let moved = match counterpart(i, path) {
+                    Some(b) if a.shape() == b.shape() => a
                         .iter()
                         .zip(b.iter())
                         .filter(|(x, y)| x.to_bits_u64() != y.to_bits_u64())
@@ -118,10 +130,15 @@ fn changed_paths<T>(
 ) -> Vec<String> {
     let mut changed: Vec<String> = before
         .iter()
-        .filter(|(path, a)| match after.iter().find(|(p, _)| p == path) {
-            Some((_, b)) => !same(a, b),
-            None => true,
+        .enumerate()
+        .filter(|(i, (path, a))| {
+            let b = match after.get(*i) {
+                Some((p, b)) if p == path => Some(b),
+                _ => after.iter().find(|(p, _)| p == path).map(|(_, b)| b),
+            };
+            b.is_none_or(|b| !same(a, b))
         })
+        .map(|(_, entry)| entry)
         .map(|(p, _)| p.clone())
         .collect();
     changed.extend(
@@ -149,6 +166,13 @@ impl SnapshotDiff {
     /// Weight scalars that moved.
     pub fn moved_scalars(&self) -> usize {
         self.weights.iter().map(|(_, n)| n).sum()
+    }
+
+    /// True when no weight and no optimizer record moved, whatever the counters
+    /// did: they legitimately move where a dropout pinned to `Train` runs in
+    /// `predict`, or where a step fails after its forward pass.
+    pub fn weights_and_slots_unchanged(&self) -> bool {
+        self.weights.is_empty() && self.slots.is_empty()
     }
 
     /// True when nothing moved.
