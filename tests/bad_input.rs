@@ -12,6 +12,7 @@
 //! No test catches panics: a panic is a failure.
 
 use ndarray::ArrayD;
+use nncheck::check::snapshot::ModelSnapshot;
 use nncheck::optim::{Adam, Optimizer, Sgd, SlotState};
 use nncheck::phase::ForwardCtx;
 use nncheck::rng::SeedSequence;
@@ -73,54 +74,17 @@ fn trained_network() -> Model<f32> {
     model
 }
 
-/// Everything a rejected call must leave as it was.
-struct Snapshot {
-    weights: Vec<ArrayD<f32>>,
-    optimizer: Vec<(String, Option<SlotState<f32>>)>,
-    dropout: Vec<(String, DropoutStats)>,
+/// Everything a rejected call must leave as it was: weights, optimizer slots and
+/// step counts, dropout counters.
+fn snapshot(model: &Model<f32>) -> ModelSnapshot {
+    ModelSnapshot::of(model)
 }
 
-fn snapshot(model: &Model<f32>) -> Snapshot {
-    Snapshot {
-        weights: model.get_weights(),
-        optimizer: model.optimizer_state(),
-        dropout: model.dropout_stats(),
-    }
-}
-
-/// Asserts `model` is bit-identical to `before`: weights, optimizer slots and step
-/// counts, dropout counters.
+/// Asserts `model` is bit-identical to `before`, naming what moved if not.
 #[track_caller]
-fn assert_unchanged(what: &str, model: &Model<f32>, before: &Snapshot) {
-    let now = snapshot(model);
-    assert_eq!(
-        now.weights.len(),
-        before.weights.len(),
-        "{what}: weight count"
-    );
-    for (i, (a, b)) in now.weights.iter().zip(&before.weights).enumerate() {
-        assert!(bits_equal(a, b), "{what}: weight {i} changed");
-    }
-    assert_eq!(
-        now.optimizer.len(),
-        before.optimizer.len(),
-        "{what}: optimizer state"
-    );
-    for ((path, a), (path_before, b)) in now.optimizer.iter().zip(&before.optimizer) {
-        assert_eq!(path, path_before, "{what}: optimizer state order");
-        match (a, b) {
-            (None, None) => {}
-            (Some(a), Some(b)) => {
-                assert_eq!(a.steps, b.steps, "{what}: step count of {path}");
-                assert_eq!(a.slots.len(), b.slots.len(), "{what}: slots of {path}");
-                for (s, t) in a.slots.iter().zip(&b.slots) {
-                    assert!(bits_equal(s, t), "{what}: a slot of {path} changed");
-                }
-            }
-            _ => panic!("{what}: optimizer state of {path} appeared or vanished"),
-        }
-    }
-    assert_eq!(now.dropout, before.dropout, "{what}: dropout counters");
+fn assert_unchanged(what: &str, model: &Model<f32>, before: &ModelSnapshot) {
+    let diff = before.diff(&snapshot(model));
+    assert!(diff.is_empty(), "{what}: {diff}");
 }
 
 /// Asserts two models are bit-identical (as [`assert_unchanged`]).

@@ -5,16 +5,23 @@
 //! fails if the check would accept the broken behaviour.
 
 use ndarray::ArrayD;
+use nncheck::check::batch_norm::check_frozen_batchnorm_inference_mode;
 use nncheck::check::battery::{base_model, nonzero_input, special_input};
+use nncheck::check::determinism::check_predict_deterministic;
 use nncheck::check::dropout::{
-    check_eval_identity, check_successive_calls_independent, check_train_call_exact,
-    check_train_drop_rate,
+    check_eval_identity, check_noise_shape_cells_shared, check_rate_one_all_positive_zero,
+    check_successive_calls_independent, check_train_call_exact, check_train_drop_rate,
 };
 use nncheck::check::frozen::{
-    check_freeze_is_recursive, check_frozen_weights_unchanged, check_gradient_passes_frozen_layer,
-    WeightSnapshot,
+    check_freeze_is_recursive, check_frozen_optimizer_slots_unchanged,
+    check_frozen_weights_unchanged, check_gradient_passes_frozen_layer,
 };
-use nncheck::check::phase::check_pin_stays_in_subtree;
+use nncheck::check::phase::{
+    check_dropout_inactive_in_predict_evaluate, check_frozen_model_dropout_active_in_fit,
+    check_pin_stays_in_subtree,
+};
+use nncheck::check::seeding::check_seeded_masks_reproducible;
+use nncheck::check::snapshot::ModelSnapshot;
 use nncheck::check::stats::DEFAULT_ALPHA;
 use nncheck::check::{CheckReport, DropoutLike};
 use nncheck::layer::{LayerVisitor, LayerVisitorMut, WeightVisitor, WeightVisitorMut};
@@ -278,12 +285,12 @@ fn momentum_or_weight_decay_moving_frozen_weights_is_rejected() {
     model
         .set_trainable_at("model/base", false)
         .expect("a layer at that path");
-    let before = WeightSnapshot::of(&model, "model/base");
+    let before = ModelSnapshot::of_subtree(&model, "model/base");
     model.fit(&x, &y, &fit_cfg()).unwrap();
     accepted(check_frozen_weights_unchanged(
         "real",
         &before,
-        &WeightSnapshot::of(&model, "model/base"),
+        &ModelSnapshot::of_subtree(&model, "model/base"),
     ));
     // The twin: an optimizer step that decays every parameter, frozen or not.
     model.visit_weights_mut("", true, &mut |_, w, _| {
@@ -294,7 +301,7 @@ fn momentum_or_weight_decay_moving_frozen_weights_is_rejected() {
     rejected(check_frozen_weights_unchanged(
         "decay on frozen",
         &before,
-        &WeightSnapshot::of(&model, "model/base"),
+        &ModelSnapshot::of_subtree(&model, "model/base"),
     ));
 }
 
@@ -489,12 +496,12 @@ fn batchnorm_statistics_updated_while_frozen_are_rejected() {
             true,
         ),
     ] {
-        let before = WeightSnapshot::of(&model, "model/base");
+        let before = ModelSnapshot::of_subtree(&model, "model/base");
         model.fit(&x, &y, &fit_cfg()).unwrap();
         let report = check_frozen_weights_unchanged(
             name,
             &before,
-            &WeightSnapshot::of(&model, "model/base"),
+            &ModelSnapshot::of_subtree(&model, "model/base"),
         );
         if broken {
             rejected(report)
@@ -544,5 +551,206 @@ fn a_pinned_phase_leaking_to_a_sibling_is_rejected() {
         &mut train,
         "pinned/base",
         "pinned/sibling_dropout",
+    ));
+}
+
+#[test]
+fn rate_one_leaving_anything_but_positive_zero_is_rejected() {
+    accepted(check_rate_one_all_positive_zero(
+        "real",
+        &mut Dropout::<f32>::new(1.0).unwrap(),
+        &special_input(&[4096], 1),
+    ));
+    // x * 0 gives NaN for infinities and NaN, -0.0 for negatives.
+    rejected(check_rate_one_all_positive_zero(
+        "x * 0",
+        &mut BrokenDropout::new(1.0, Flaw::DroppedTimesZero),
+        &special_input(&[4096], 1),
+    ));
+}
+
+#[test]
+fn a_noise_shape_that_is_ignored_is_rejected() {
+    let shared = || {
+        Dropout::<f32>::new(0.3)
+            .unwrap()
+            .with_seed(2)
+            .with_noise_shape(vec![None, Some(1)])
+    };
+    accepted(check_noise_shape_cells_shared(
+        "real",
+        &mut shared(),
+        &x(),
+        1,
+    ));
+    // The twin draws one cell per unit, as if the noise shape were not there.
+    rejected(check_noise_shape_cells_shared(
+        "ignored",
+        &mut Dropout::<f32>::new(0.3).unwrap().with_seed(2),
+        &x(),
+        1,
+    ));
+}
+
+#[test]
+fn a_seed_that_does_not_fix_the_masks_is_rejected() {
+    let seeded = || Dropout::<f32>::new(0.3).unwrap().with_seed(4);
+    accepted(check_seeded_masks_reproducible(
+        "real",
+        &mut seeded(),
+        &mut seeded(),
+        &x(),
+        DEFAULT_ALPHA,
+    ));
+    // The twin takes its masks from OS entropy whatever the seed says.
+    rejected(check_seeded_masks_reproducible(
+        "entropy",
+        &mut Dropout::<f32>::new(0.3).unwrap(),
+        &mut Dropout::<f32>::new(0.3).unwrap(),
+        &x(),
+        DEFAULT_ALPHA,
+    ));
+}
+
+#[test]
+fn a_seeded_mask_repeated_on_the_next_call_is_rejected() {
+    rejected(check_seeded_masks_reproducible(
+        "reused mask",
+        &mut BrokenDropout::new(0.3, Flaw::MaskReusedAcrossCalls),
+        &mut BrokenDropout::new(0.3, Flaw::MaskReusedAcrossCalls),
+        &x(),
+        DEFAULT_ALPHA,
+    ));
+}
+
+#[test]
+fn optimizer_slots_moving_under_a_frozen_base_are_rejected() {
+    let (x, y) = data();
+    let mut model = model_with_frozen_base();
+    model.fit(&x, &y, &fit_cfg()).unwrap(); // momentum exists before the freeze
+    let mut twin = model_with_frozen_base();
+    twin.fit(&x, &y, &fit_cfg()).unwrap();
+    model
+        .set_trainable_at("model/base", false)
+        .expect("a layer at that path");
+    let before = ModelSnapshot::of_subtree(&model, "model/base");
+    model.fit(&x, &y, &fit_cfg()).unwrap();
+    accepted(check_frozen_optimizer_slots_unchanged(
+        "real",
+        &before,
+        &ModelSnapshot::of_subtree(&model, "model/base"),
+    ));
+    // The twin: an optimizer that steps every weight's slots, frozen or not,
+    // which is what training the base anyway does to them.
+    let before = ModelSnapshot::of_subtree(&twin, "model/base");
+    twin.fit(&x, &y, &fit_cfg()).unwrap();
+    rejected(check_frozen_optimizer_slots_unchanged(
+        "slots stepped",
+        &before,
+        &ModelSnapshot::of_subtree(&twin, "model/base"),
+    ));
+}
+
+/// A base (with dropout at 0.4) under a Dense head, the base pinned to `pin`.
+fn model_with_base_pinned(pin: Option<Phase>) -> Model<f32> {
+    let mut g = Functional::new("model", Some(6));
+    let input = g.input(&[6]).unwrap();
+    let base = base_model(0.4, 1).unwrap();
+    let base = match pin {
+        Some(phase) => g.apply_pinned(base, input, phase),
+        None => g.apply(base, input),
+    }
+    .unwrap();
+    let out = g.apply(Dense::new(1), base).unwrap();
+    let mut model = g.build(out).unwrap();
+    model
+        .set_trainable_at("model/base", false)
+        .expect("a layer at that path");
+    model
+        .compile(Sgd::new(0.01), Loss::MeanSquaredError)
+        .unwrap();
+    model
+}
+
+#[test]
+fn a_frozen_model_whose_dropout_sleeps_in_fit_is_rejected() {
+    let (x, y) = data();
+    // The twin: freezing switched the base to Eval, as a pin to Eval does.
+    for (name, pin, broken) in [("real", None, false), ("asleep", Some(Phase::Eval), true)] {
+        let mut model = model_with_base_pinned(pin);
+        let before = ModelSnapshot::of_subtree(&model, "model/base");
+        model.fit(&x, &y, &fit_cfg()).unwrap();
+        let report = check_frozen_model_dropout_active_in_fit(
+            name,
+            &before,
+            &ModelSnapshot::of_subtree(&model, "model/base"),
+        );
+        if broken {
+            rejected(report)
+        } else {
+            accepted(report)
+        }
+    }
+}
+
+#[test]
+fn dropout_active_in_predict_or_evaluate_is_rejected() {
+    let (x, y) = data();
+    // The twin: the base runs in Train whatever the call, as under a pin to Train.
+    for (name, pin, broken) in [("real", None, false), ("awake", Some(Phase::Train), true)] {
+        let mut model = model_with_base_pinned(pin);
+        let before = ModelSnapshot::of_subtree(&model, "model/base");
+        model.predict(&x).unwrap();
+        model.evaluate(&x, &y).unwrap();
+        let report = check_dropout_inactive_in_predict_evaluate(
+            name,
+            &before,
+            &ModelSnapshot::of_subtree(&model, "model/base"),
+        );
+        if broken {
+            rejected(report)
+        } else {
+            accepted(report)
+        }
+    }
+}
+
+#[test]
+fn a_predict_that_draws_masks_is_rejected() {
+    let (x, _) = data();
+    accepted(check_predict_deterministic(
+        "real",
+        &mut model_with_base_pinned(None),
+        &x,
+    ));
+    rejected(check_predict_deterministic(
+        "dropout in predict",
+        &mut model_with_base_pinned(Some(Phase::Train)),
+        &x,
+    ));
+}
+
+#[test]
+fn a_frozen_batchnorm_in_training_mode_is_rejected() {
+    let (x, _) = data();
+    fn base(bn: impl Layer<f32> + 'static) -> Model<f32> {
+        Sequential::new("base")
+            .add(Dense::new(4))
+            .add(bn)
+            .build(&[6], Some(1))
+            .unwrap()
+    }
+    accepted(check_frozen_batchnorm_inference_mode(
+        "real",
+        &mut base(BatchNormalization::new()),
+        &x,
+    ));
+    rejected(check_frozen_batchnorm_inference_mode(
+        "training mode",
+        &mut base(AlwaysTrainingBatchNorm {
+            inner: BatchNormalization::new(),
+            trainable: true,
+        }),
+        &x,
     ));
 }

@@ -1,29 +1,46 @@
 //! SPEC §3–§5 over generated optimizers, weight decays, epochs, batch sizes,
 //! rates and seeds: the whole training battery
-//! (`nncheck::check::battery::training_battery`) must pass on every case.
+//! (`nncheck::check::battery::training_battery`) must pass on every case, drawn by
+//! the generator `nncheck verify` uses (`TrainingCase::generate`).
 
 mod common;
 
-use nncheck::check::battery::{training_battery, OptimizerKind, TrainingCase};
+use nncheck::check::battery::training_battery;
+use nncheck::check::cases::{OptimizerKind, TrainingCase};
 use proptest::prelude::*;
+
+/// Cases as `nncheck verify` draws them; proptest shrinks the seed that drew one.
+fn cases() -> impl Strategy<Value = TrainingCase> {
+    any::<u64>().prop_map(|s| TrainingCase::generate(&mut nncheck::rng::chacha(s)))
+}
 
 proptest! {
     #![proptest_config(common::config(1000))]
 
     #[test]
-    fn training_battery_passes(
-        optimizer in proptest::sample::select(OptimizerKind::ALL.to_vec()),
-        weight_decay in prop_oneof![Just(0.0), 0.0f64..0.2],
-        epochs in 1usize..=3,
-        batch_size in 1usize..=80,
-        freeze_mid_training in any::<bool>(),
-        rate in 0.05f64..0.95,
-        seed in any::<u64>(),
-    ) {
-        let case = TrainingCase { optimizer, weight_decay, epochs, batch_size, freeze_mid_training, rate, seed };
+    fn training_battery_passes(case in cases()) {
         for r in &training_battery(&case).unwrap() {
             prop_assert!(r.pass, "{}", r.line());
         }
+    }
+}
+
+/// Momentum SGD at batch size 1 under a dropout of rate 0.77, once found by the
+/// property test diverging to a NaN loss with a larger learning rate; kept as a
+/// named case.
+#[test]
+fn momentum_at_batch_size_one_under_heavy_dropout_passes() {
+    let case = TrainingCase {
+        optimizer: OptimizerKind::Momentum,
+        weight_decay: 0.0,
+        epochs: 1,
+        batch_size: 1,
+        freeze_mid_training: false,
+        rate: 0.7671681654374668,
+        seed: 15988029074893156817,
+    };
+    for r in &training_battery(&case).unwrap() {
+        assert!(r.pass, "{}", r.line());
     }
 }
 
@@ -32,7 +49,8 @@ proptest! {
 #[test]
 fn a_trainable_layer_inside_a_frozen_model_stays_frozen() {
     use nncheck::check::battery::base_model;
-    use nncheck::check::frozen::{check_frozen_weights_unchanged, WeightSnapshot};
+    use nncheck::check::frozen::check_frozen_weights_unchanged;
+    use nncheck::check::snapshot::ModelSnapshot;
     use nncheck::{Dense, FitConfig, Layer, Loss, Sequential};
 
     let mut model = Sequential::new("model")
@@ -55,7 +73,7 @@ fn a_trainable_layer_inside_a_frozen_model_stays_frozen() {
         .trainable_weights()
         .iter()
         .all(|w| !w.path.starts_with("model/base")));
-    let before = WeightSnapshot::of(&model, "model/base");
+    let before = ModelSnapshot::of_subtree(&model, "model/base");
     let x = ndarray::ArrayD::from_shape_fn(vec![32, 6], |i| (i[0] * 6 + i[1]) as f32 / 100.0);
     let y = ndarray::ArrayD::from_shape_fn(vec![32, 1], |i| i[0] as f32 / 32.0);
     model
@@ -73,7 +91,7 @@ fn a_trainable_layer_inside_a_frozen_model_stays_frozen() {
     let report = check_frozen_weights_unchanged(
         "AND of the path",
         &before,
-        &WeightSnapshot::of(&model, "model/base"),
+        &ModelSnapshot::of_subtree(&model, "model/base"),
     );
     assert!(report.pass, "{}", report.line());
     assert!(model.trainable());

@@ -29,7 +29,7 @@
 //!   of `predict`'s output, and `trainable_weights` follows the flags.
 
 use ndarray::{ArrayD, Axis};
-use nncheck::check::frozen::WeightSnapshot;
+use nncheck::check::snapshot::ModelSnapshot;
 use nncheck::optim::{Adam, Sgd, SlotState};
 use nncheck::scenario::synthetic_data;
 use nncheck::tensor::bits_equal;
@@ -295,13 +295,13 @@ fn check_after_every_operation(system: &mut System, reference: &Reference) {
     system.prediction = deterministic_prediction(&mut system.model, &system.x);
 }
 
-/// Every weight (parameters and state) with its path, before an operation.
-fn all_weights(model: &Model<f32>) -> WeightSnapshot<f32> {
-    WeightSnapshot::of(model, "model_AB")
+/// Every weight (parameters and state), optimizer record and dropout counter.
+fn all_weights(model: &Model<f32>) -> ModelSnapshot<f32> {
+    ModelSnapshot::of(model)
 }
 
 /// After a training operation: weights with a non-negligible gradient moved.
-fn check_trainable_moved(model: &Model<f32>, before: &WeightSnapshot<f32>, reference: &Reference) {
+fn check_trainable_moved(model: &Model<f32>, before: &ModelSnapshot<f32>, reference: &Reference) {
     let mut head_kernel_moved = false;
     Layer::visit_weights(model, "", true, &mut |path, w, effective| {
         let full = format!("{path}/{}", w.name);
@@ -392,8 +392,7 @@ impl StateMachineTest for FreezingModel {
 
     fn apply(mut system: System, reference: &Reference, transition: Transition) -> System {
         let weights_before = all_weights(&system.model);
-        let slots_before = system.model.optimizer_state();
-        let stats_before = system.model.dropout_stats();
+        let (slots_before, stats_before) = (&weights_before.optimizer, &weights_before.counters);
         let prediction_before = system.prediction.clone();
 
         let trains = transition.steps() > 0;
@@ -460,33 +459,24 @@ impl StateMachineTest for FreezingModel {
         }
 
         let weights_after = all_weights(&system.model);
-        let slots_after = system.model.optimizer_state();
-        let stats_after = system.model.dropout_stats();
+        let (slots_after, stats_after) = (&weights_after.optimizer, &weights_after.counters);
         if trains {
             // Frozen parts: weights (BatchNorm statistics included) and slots unchanged.
             for part in Part::ALL
                 .into_iter()
                 .filter(|p| reference.frozen[p.index()])
             {
-                let before = WeightSnapshot {
-                    weights: weights_before
-                        .weights
-                        .iter()
-                        .filter(|(p, _)| Part::of(p) == part)
-                        .cloned()
-                        .collect(),
-                };
-                let after = WeightSnapshot::of(&system.model, part.path());
+                let before = weights_before.clone().subtree(part.path());
+                let after = weights_after.clone().subtree(part.path());
                 assert!(before.scalars() > 0);
-                assert_eq!(
-                    before.differing_scalars(&after),
-                    0,
-                    "{}: frozen weights changed in {transition:?}",
+                let moved = before.diff(&after).weights;
+                assert!(
+                    moved.is_empty(),
+                    "{}: frozen weights changed in {transition:?}: {moved:?}",
                     part.path()
                 );
             }
-            let changed =
-                changed_slots(&slots_before, &slots_after, |p| reference.frozen[p.index()]);
+            let changed = changed_slots(slots_before, slots_after, |p| reference.frozen[p.index()]);
             assert!(
                 changed.is_empty(),
                 "frozen optimizer slots moved: {changed:?}"
@@ -498,20 +488,20 @@ impl StateMachineTest for FreezingModel {
             };
             let is_fit = matches!(transition, Transition::Fit { .. });
             check_dropout_active(
-                &stats_before,
-                &stats_after,
+                stats_before,
+                stats_after,
                 transition.steps(),
                 samples,
                 is_fit,
             );
         } else {
             // Nothing trained: nothing moved, anywhere.
-            assert_eq!(
-                weights_before.differing_scalars(&weights_after),
-                0,
-                "weights changed in {transition:?}"
+            let moved = weights_before.diff(&weights_after).weights;
+            assert!(
+                moved.is_empty(),
+                "weights changed in {transition:?}: {moved:?}"
             );
-            let changed = changed_slots(&slots_before, &slots_after, |_| true);
+            let changed = changed_slots(slots_before, slots_after, |_| true);
             assert!(
                 changed.is_empty(),
                 "optimizer slots moved in {transition:?}: {changed:?}"

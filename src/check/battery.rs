@@ -4,42 +4,38 @@
 //! every invariant is checked in exactly one way: [`dropout_battery`] for SPEC §2
 //! and [`training_battery`] for SPEC §3–§5.
 
+use super::batch_norm::check_frozen_batchnorm_inference_mode;
+use super::cases::{DropoutCase, TrainingCase};
+use super::determinism::check_predict_deterministic;
 use super::dropout::{
     check_backward_uses_forward_mask, check_eval_identity, check_neighbours_independent,
-    check_per_position_uniformity, check_successive_calls_independent, check_train_call_exact,
+    check_noise_shape_cells_shared, check_per_position_uniformity,
+    check_rate_one_all_positive_zero, check_successive_calls_independent, check_train_call_exact,
     check_train_drop_rate,
 };
 use super::frozen::{
-    check_freeze_is_recursive, check_frozen_weights_unchanged, check_gradient_passes_frozen_layer,
-    check_trainable_weights_changed, WeightSnapshot,
+    check_freeze_is_recursive, check_frozen_optimizer_slots_unchanged,
+    check_frozen_weights_unchanged, check_gradient_passes_frozen_layer,
+    check_trainable_weights_changed,
 };
-use super::phase::{check_pin_stays_in_subtree, units_seen_and_dropped_under};
+use super::phase::{
+    check_dropout_inactive_in_predict_evaluate, check_frozen_model_dropout_active_in_fit,
+    check_pin_stays_in_subtree,
+};
 use super::report::CheckReport;
+use super::seeding::check_seeded_masks_reproducible;
+use super::snapshot::ModelSnapshot;
 use crate::error::Result;
 use crate::fit::FitConfig;
 use crate::layer::Layer;
 use crate::layers::{BatchNormalization, Dense, Dropout, ReLU};
-use crate::loss::Loss;
 use crate::model::graph::Functional;
 use crate::model::sequential::Sequential;
 use crate::model::Model;
-use crate::optim::{Adam, Sgd};
 use crate::phase::Phase;
 use crate::rng::chacha;
-use crate::tensor::bits_equal;
 use ndarray::ArrayD;
 use rand::RngExt;
-
-/// One generated dropout configuration.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct DropoutCase {
-    /// Rate in (0, 1).
-    pub rate: f64,
-    /// Input shape (batch first).
-    pub shape: Vec<usize>,
-    /// Layer seed.
-    pub seed: u64,
-}
 
 /// Nonzero finite values, so a `+0.0` output can only be a drop.
 pub fn nonzero_input(shape: &[usize], seed: u64) -> ArrayD<f32> {
@@ -76,10 +72,6 @@ pub fn special_input(shape: &[usize], seed: u64) -> ArrayD<f32> {
     })
 }
 
-fn exact(check: &str, subject: &str, observed: String, bound: &str, pass: bool) -> CheckReport {
-    CheckReport::exact(check, subject, observed, bound.into(), pass)
-}
-
 /// Every SPEC §2 check on one configuration.
 pub fn dropout_battery(case: &DropoutCase, alpha: f64) -> Result<Vec<CheckReport>> {
     let subject = format!("Dropout({}) {:?} seed {}", case.rate, case.shape, case.seed);
@@ -114,15 +106,10 @@ pub fn dropout_battery(case: &DropoutCase, alpha: f64) -> Result<Vec<CheckReport
             &nonzero_input(&case.shape, case.seed ^ 3),
         ),
     ];
-    // Rate 1: every output +0.0, whatever the input.
-    let ones = Dropout::<f32>::new(1.0)?.apply(special.clone(), Phase::Train)?;
-    let not_zero = ones.iter().filter(|v| v.to_bits() != 0).count();
-    reports.push(exact(
-        "rate_one_all_positive_zero",
+    reports.push(check_rate_one_all_positive_zero(
         &subject,
-        format!("{not_zero} outputs not +0.0"),
-        "0",
-        not_zero == 0,
+        &mut Dropout::<f32>::new(1.0)?,
+        &special,
     ));
     // Statistics over positions and calls, on a slice of at most 4096 positions.
     let positions = x.len().min(4096);
@@ -147,42 +134,22 @@ pub fn dropout_battery(case: &DropoutCase, alpha: f64) -> Result<Vec<CheckReport
         &pairs_input,
         alpha,
     ));
-    // Seeded determinism: the same seed gives the same masks; the next call differs.
-    let (mut a, mut b) = (layer()?, layer()?);
-    let first = a.apply(x.clone(), Phase::Train)?;
-    let same = bits_equal(&first, &b.apply(x.clone(), Phase::Train)?);
-    // Two independent masks coincide with probability (p^2 + (1-p)^2)^n: demand a
-    // difference only where a coincidence is rarer than alpha.
-    let coincide = (case.rate.powi(2) + (1.0 - case.rate).powi(2)).powf(x.len() as f64);
-    let differs = coincide >= alpha || !bits_equal(&first, &a.apply(x.clone(), Phase::Train)?);
-    reports.push(exact(
-        "seeded_masks_reproducible",
+    reports.push(check_seeded_masks_reproducible(
         &subject,
-        format!("same seed same output: {same}; next call differs: {differs}"),
-        "true; true",
-        same && differs,
+        &mut layer()?,
+        &mut layer()?,
+        &x,
+        alpha,
     ));
-    // Noise shape: cells sharing a mask agree (axis 1 shared), batch rows independent draws.
+    // Axis 1 shares one mask cell; batch rows stay independent draws.
     if case.shape.len() >= 2 {
         let mut noise = vec![None; case.shape.len()];
         noise[1] = Some(1);
-        let y = layer()?
-            .with_noise_shape(noise)
-            .apply(x.clone(), Phase::Train)?;
-        let disagreeing = y
-            .lanes(ndarray::Axis(1))
-            .into_iter()
-            .filter(|lane| {
-                let zeros = lane.iter().filter(|v| v.to_bits() == 0).count();
-                zeros != 0 && zeros != lane.len()
-            })
-            .count();
-        reports.push(exact(
-            "noise_shape_cells_shared",
+        reports.push(check_noise_shape_cells_shared(
             &subject,
-            format!("{disagreeing} lanes along the shared axis disagree"),
-            "0",
-            disagreeing == 0,
+            &mut layer()?.with_noise_shape(noise),
+            &x,
+            1,
         ));
     }
     Ok(reports)
@@ -201,83 +168,6 @@ impl super::DropoutLike<f32> for RateZeroInTrain {
     fn run_backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
         Ok(self.0.backward(dy, true)?.expect("requested"))
     }
-}
-
-/// The optimizers the training battery runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum OptimizerKind {
-    /// Plain SGD.
-    Sgd,
-    /// SGD with momentum 0.9.
-    Momentum,
-    /// SGD with Nesterov momentum 0.9.
-    Nesterov,
-    /// Adam.
-    Adam,
-    /// AdamW.
-    AdamW,
-}
-
-impl OptimizerKind {
-    /// Every kind.
-    pub const ALL: [OptimizerKind; 5] = [
-        OptimizerKind::Sgd,
-        OptimizerKind::Momentum,
-        OptimizerKind::Nesterov,
-        OptimizerKind::Adam,
-        OptimizerKind::AdamW,
-    ];
-
-    /// Compiles `model` with this optimizer (and `weight_decay` where it applies) and MSE.
-    ///
-    /// The learning rates are small on purpose: the battery checks invariants, not
-    /// convergence, and a dropout at rate 0.95 scales its survivors by 20, which made
-    /// momentum SGD at 0.01 with batch size 1 diverge to a NaN loss (a legitimate
-    /// `NonFiniteLoss` error, found by the property test and kept in its
-    /// regressions file).
-    pub fn compile(self, model: &mut Model<f32>, weight_decay: f64) -> Result<()> {
-        const SGD_LEARNING_RATE: f64 = 1e-3;
-        let loss = Loss::MeanSquaredError;
-        match self {
-            OptimizerKind::Sgd => {
-                model.compile(Sgd::new(SGD_LEARNING_RATE).weight_decay(weight_decay), loss)
-            }
-            OptimizerKind::Momentum => model.compile(
-                Sgd::new(SGD_LEARNING_RATE)
-                    .momentum(0.9)
-                    .weight_decay(weight_decay),
-                loss,
-            ),
-            OptimizerKind::Nesterov => model.compile(
-                Sgd::new(SGD_LEARNING_RATE)
-                    .momentum(0.9)
-                    .nesterov(true)
-                    .weight_decay(weight_decay),
-                loss,
-            ),
-            OptimizerKind::Adam => model.compile(Adam::new(1e-3).weight_decay(weight_decay), loss),
-            OptimizerKind::AdamW => model.compile(Adam::adamw(1e-3), loss),
-        }
-    }
-}
-
-/// One generated training configuration.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct TrainingCase {
-    /// The optimizer.
-    pub optimizer: OptimizerKind,
-    /// Decoupled weight decay (0 for none).
-    pub weight_decay: f64,
-    /// Epochs after freezing.
-    pub epochs: usize,
-    /// Batch size.
-    pub batch_size: usize,
-    /// Train everything first, so optimizer state exists when the base is frozen.
-    pub freeze_mid_training: bool,
-    /// Dropout rate inside the frozen base.
-    pub rate: f64,
-    /// Seeds data, model and shuffles.
-    pub seed: u64,
 }
 
 /// The base model the training battery freezes.
@@ -339,101 +229,46 @@ pub fn training_battery(case: &TrainingCase) -> Result<Vec<CheckReport>> {
     }
     model.set_trainable_at("model/base", false)?;
     reports.push(check_freeze_is_recursive(&subject, &model, "model/base"));
-    let frozen_before = WeightSnapshot::of(&model, "model/base");
-    let slots_before: Vec<_> = model
-        .optimizer_state()
-        .into_iter()
-        .filter(|(p, _)| p.starts_with("model/base"))
-        .collect();
-    let head_before = WeightSnapshot::of(&model, "model/head");
-    let dropout_before = units_seen_and_dropped_under(&model, "model/base");
+    let before_fit = ModelSnapshot::of(&model);
     model.fit(&x, &y, &fit)?;
-    let dropout_after_fit = units_seen_and_dropped_under(&model, "model/base");
+    let after_fit = ModelSnapshot::of(&model);
+    let (base_before, base_after) = (
+        before_fit.clone().subtree("model/base"),
+        after_fit.clone().subtree("model/base"),
+    );
     reports.push(check_frozen_weights_unchanged(
         &subject,
-        &frozen_before,
-        &WeightSnapshot::of(&model, "model/base"),
+        &base_before,
+        &base_after,
     ));
-    let slots_after: Vec<_> = model
-        .optimizer_state()
-        .into_iter()
-        .filter(|(p, _)| p.starts_with("model/base"))
-        .collect();
-    reports.push(exact(
-        "frozen_optimizer_slots_unchanged",
+    reports.push(check_frozen_optimizer_slots_unchanged(
         &subject,
-        format!(
-            "{} of {} slot records changed",
-            slots_before
-                .iter()
-                .zip(&slots_after)
-                .filter(|(a, b)| a != b)
-                .count(),
-            slots_before.len()
-        ),
-        "0 changed",
-        slots_before == slots_after,
+        &base_before,
+        &base_after,
     ));
     reports.push(check_trainable_weights_changed(
         &format!("{subject} head"),
-        &head_before,
-        &WeightSnapshot::of(&model, "model/head"),
+        &before_fit.subtree("model/head"),
+        &after_fit.clone().subtree("model/head"),
     ));
-    let dropped_in_fit = dropout_after_fit.1 - dropout_before.1;
-    reports.push(exact(
-        "frozen_model_dropout_active_in_fit",
+    reports.push(check_frozen_model_dropout_active_in_fit(
         &subject,
-        format!(
-            "{dropped_in_fit} of {} units dropped",
-            dropout_after_fit.0 - dropout_before.0
-        ),
-        "> 0 dropped",
-        dropped_in_fit > 0,
+        &base_before,
+        &base_after,
     ));
     model.predict(&x)?;
     model.evaluate(&x, &y)?;
-    let after_eval = units_seen_and_dropped_under(&model, "model/base");
-    reports.push(exact(
-        "dropout_inactive_in_predict_evaluate",
+    reports.push(check_dropout_inactive_in_predict_evaluate(
         &subject,
-        format!(
-            "{} units dropped in predict and evaluate",
-            after_eval.1 - dropout_after_fit.1
-        ),
-        "0",
-        after_eval == dropout_after_fit,
+        &base_after,
+        &ModelSnapshot::of_subtree(&model, "model/base"),
     ));
-    // predict is deterministic and BatchNorm in the frozen base is in inference mode.
-    let p1 = model.predict(&x)?;
-    let before_call = WeightSnapshot::of(&model, "model/base");
-    let mut base_alone = base_model(0.0, case.seed)?;
-    base_alone.freeze();
-    let bn_before = WeightSnapshot::of(&base_alone, "base");
-    let train_out = base_alone.call(&x, Phase::Train)?;
-    let eval_out = base_alone.predict(&x)?;
-    reports.push(exact(
-        "frozen_batchnorm_inference_mode",
+    reports.push(check_frozen_batchnorm_inference_mode(
         &subject,
-        format!(
-            "train-phase output equals eval output: {}; stats changed: {}",
-            bits_equal(&train_out, &eval_out),
-            bn_before.differing_scalars(&WeightSnapshot::of(&base_alone, "base"))
-        ),
-        "true; 0",
-        bits_equal(&train_out, &eval_out)
-            && bn_before.differing_scalars(&WeightSnapshot::of(&base_alone, "base")) == 0,
+        &mut base_model(0.0, case.seed)?,
+        &x,
     ));
-    reports.push(exact(
-        "predict_deterministic",
-        &subject,
-        format!(
-            "two predicts bit-identical: {}",
-            bits_equal(&p1, &model.predict(&x)?)
-        ),
-        "true",
-        bits_equal(&p1, &model.predict(&x)?)
-            && before_call.differing_scalars(&WeightSnapshot::of(&model, "model/base")) == 0,
-    ));
+    reports.push(check_predict_deterministic(&subject, &mut model, &x));
     reports.push(gradient_passes_frozen_layer(case, &subject, &x, &y, &fit)?);
     reports.push(pin_stays_in_its_subtree(case, &subject, &x, &y, &fit)?);
     Ok(reports)

@@ -63,18 +63,28 @@ impl SurvivorAudit {
 
     /// The verdict: no element is anything but `+0.0` or exactly `input * scale`.
     pub fn report(&self, subject: &str, rate: f64) -> CheckReport {
+        let mut observed = format!(
+            "{} kept == x*{} bit-exact, {} dropped == +0.0, {} other",
+            self.kept,
+            1.0 / (1.0 - rate),
+            self.dropped,
+            self.violations
+        );
+        // The verdict counts these too; say so where they occur, and leave the
+        // common text as it has always been.
+        if self.ambiguous > 0 {
+            observed.push_str(&format!(", {} +0.0 where x*scale is +0.0", self.ambiguous));
+        }
+        let audited = self.kept + self.dropped + self.ambiguous + self.violations;
+        if audited == 0 {
+            observed.push_str("; nothing audited");
+        }
         CheckReport::exact(
             "survivors_scaled_exactly",
             subject,
-            format!(
-                "{} kept == x*{} bit-exact, {} dropped == +0.0, {} other",
-                self.kept,
-                1.0 / (1.0 - rate),
-                self.dropped,
-                self.violations
-            ),
+            observed,
             "0 other; every output is +0.0 or x*scale".into(),
-            self.violations == 0 && self.kept + self.dropped + self.ambiguous > 0,
+            self.violations == 0 && audited > 0,
         )
     }
 }
@@ -161,6 +171,79 @@ pub fn check_train_call_exact<F: Element>(
             audit.report(subject, rate)
         }
         Err(e) => CheckReport::errored("survivors_scaled_exactly", subject, e),
+    }
+}
+
+/// At rate 1, one train call on `x` makes every output `+0.0`, whatever the
+/// input: NaN, infinities and `-0.0` included (SPEC §2, the `Train`, rate = 1
+/// row). `layer` claims rate 1.
+pub fn check_rate_one_all_positive_zero<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+) -> CheckReport {
+    const CHECK: &str = "rate_one_all_positive_zero";
+    let zero = F::zero().to_bits_u64();
+    match layer.run(x.clone(), Phase::Train) {
+        Ok(y) => {
+            let not_zero = y.iter().filter(|v| v.to_bits_u64() != zero).count();
+            let mut observed = format!("{not_zero} outputs not +0.0");
+            if y.shape() != x.shape() {
+                observed.push_str(&format!("; output shape {:?}", y.shape()));
+            }
+            CheckReport::exact(
+                CHECK,
+                subject,
+                observed,
+                "0".into(),
+                not_zero == 0 && y.shape() == x.shape(),
+            )
+        }
+        Err(e) => CheckReport::errored(CHECK, subject, e),
+    }
+}
+
+/// Under a noise shape with a 1 on `axis`, one train call on nonzero `x` drops
+/// or keeps each lane along `axis` as a whole: the cells of a lane share one
+/// mask draw (SPEC §2, noise shape). `layer` is configured with that noise shape.
+pub fn check_noise_shape_cells_shared<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+    axis: usize,
+) -> CheckReport {
+    const CHECK: &str = "noise_shape_cells_shared";
+    let zero = F::zero().to_bits_u64();
+    match layer.run(x.clone(), Phase::Train) {
+        Ok(y) if y.shape() == x.shape() && axis < y.ndim() => {
+            let disagreeing = y
+                .lanes(ndarray::Axis(axis))
+                .into_iter()
+                .filter(|lane| {
+                    let zeros = lane.iter().filter(|v| v.to_bits_u64() == zero).count();
+                    zeros != 0 && zeros != lane.len()
+                })
+                .count();
+            CheckReport::exact(
+                CHECK,
+                subject,
+                format!("{disagreeing} lanes along the shared axis disagree"),
+                "0".into(),
+                disagreeing == 0,
+            )
+        }
+        Ok(y) => CheckReport::exact(
+            CHECK,
+            subject,
+            format!(
+                "output shape {:?} for input {:?}, shared axis {axis}",
+                y.shape(),
+                x.shape()
+            ),
+            "0".into(),
+            false,
+        ),
+        Err(e) => CheckReport::errored(CHECK, subject, e),
     }
 }
 

@@ -1,82 +1,81 @@
-//! Checks of SPEC §3: frozen weights (and BatchNorm statistics) are bit-identical
-//! after training, trainable ones moved.
+//! Checks of SPEC §3: frozen weights (BatchNorm statistics included) and their
+//! optimizer slots are bit-identical after training, trainable ones moved, a
+//! freeze reaches every layer inside, and a frozen layer still passes gradients.
 
 use super::report::CheckReport;
-use crate::layer::{join_path, Layer};
+use super::snapshot::ModelSnapshot;
+use crate::layer::Layer;
 use crate::model::Model;
 use crate::tensor::Element;
-use ndarray::ArrayD;
 
-/// Every weight of a model (parameters and state) with its path, at one moment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WeightSnapshot<F: Element> {
-    /// `(path/name, value)` in model order.
-    pub weights: Vec<(String, ArrayD<F>)>,
-}
-
-impl<F: Element> WeightSnapshot<F> {
-    /// Takes a snapshot of every weight whose path starts with `prefix`.
-    pub fn of(model: &Model<F>, prefix: &str) -> Self {
-        let mut weights = Vec::new();
-        model.visit_weights("", true, &mut |path, w, _| {
-            if path.starts_with(prefix) {
-                weights.push((join_path(path, w.name), w.value.clone()));
-            }
-        });
-        WeightSnapshot { weights }
-    }
-
-    /// Scalars in the snapshot.
-    pub fn scalars(&self) -> usize {
-        self.weights.iter().map(|(_, w)| w.len()).sum()
-    }
-
-    /// How many scalars differ in bits from `later` (a missing or reshaped
-    /// weight counts all its scalars).
-    pub fn differing_scalars(&self, later: &Self) -> usize {
-        self.weights
-            .iter()
-            .map(
-                |(path, a)| match later.weights.iter().find(|(p, _)| p == path) {
-                    Some((_, b)) if a.shape() == b.shape() => a
-                        .iter()
-                        .zip(b.iter())
-                        .filter(|(x, y)| x.to_bits_u64() != y.to_bits_u64())
-                        .count(),
-                    _ => a.len(),
-                },
-            )
-            .sum()
-    }
-}
-
-/// Frozen weights after training are bit-identical to before.
+/// Frozen weights after training are bit-identical to before (SPEC §3); a
+/// failing report names the weights that moved.
 pub fn check_frozen_weights_unchanged<F: Element>(
     subject: &str,
-    before: &WeightSnapshot<F>,
-    after: &WeightSnapshot<F>,
+    before: &ModelSnapshot<F>,
+    after: &ModelSnapshot<F>,
 ) -> CheckReport {
-    let differing = before.differing_scalars(after);
+    let diff = before.diff(after);
+    let differing = diff.moved_scalars();
+    let mut observed = format!(
+        "{differing} of {} scalars changed ({} arrays)",
+        before.scalars(),
+        before.weights.len()
+    );
+    if differing > 0 {
+        observed.push_str(&format!(": {}", moved_weights(&diff.weights)));
+    }
     CheckReport::exact(
         "frozen_weights_unchanged",
         subject,
-        format!(
-            "{differing} of {} scalars changed ({} arrays)",
-            before.scalars(),
-            before.weights.len()
-        ),
+        observed,
         "0 changed, bit for bit".into(),
         differing == 0 && before.scalars() > 0,
     )
 }
 
-/// Trainable weights moved during training.
+fn moved_weights(moved: &[(String, usize)]) -> String {
+    moved
+        .iter()
+        .map(|(path, n)| format!("{path} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The optimizer records (slots and step counts) of frozen weights after
+/// training are bit-identical to before (SPEC §3: momentum and Adam moments do
+/// not move either); a failing report names the weights whose records changed.
+pub fn check_frozen_optimizer_slots_unchanged<F: Element>(
+    subject: &str,
+    before: &ModelSnapshot<F>,
+    after: &ModelSnapshot<F>,
+) -> CheckReport {
+    let changed = before.diff(after).slots;
+    let mut observed = format!(
+        "{} of {} slot records changed",
+        changed.len(),
+        before.optimizer.len()
+    );
+    if !changed.is_empty() {
+        observed.push_str(&format!(": {}", changed.join(", ")));
+    }
+    CheckReport::exact(
+        "frozen_optimizer_slots_unchanged",
+        subject,
+        observed,
+        "0 changed".into(),
+        changed.is_empty(),
+    )
+}
+
+/// Trainable weights moved during training (SPEC §3: freezing one part does not
+/// freeze the rest).
 pub fn check_trainable_weights_changed<F: Element>(
     subject: &str,
-    before: &WeightSnapshot<F>,
-    after: &WeightSnapshot<F>,
+    before: &ModelSnapshot<F>,
+    after: &ModelSnapshot<F>,
 ) -> CheckReport {
-    let differing = before.differing_scalars(after);
+    let differing = before.diff(after).moved_scalars();
     CheckReport::exact(
         "trainable_weights_changed",
         subject,
@@ -86,7 +85,8 @@ pub fn check_trainable_weights_changed<F: Element>(
     )
 }
 
-/// Freezing `path` froze every layer inside it (Keras: `trainable` set recursively).
+/// Freezing `path` froze every layer inside it (SPEC §3; Keras: `trainable` set
+/// recursively).
 pub fn check_freeze_is_recursive<F: Element>(
     subject: &str,
     model: &Model<F>,
@@ -112,7 +112,8 @@ pub fn check_freeze_is_recursive<F: Element>(
 }
 
 /// After training, the trainable layer at `first` (before the frozen layer at
-/// `frozen`) moved and the frozen one did not: the gradient passed through.
+/// `frozen`) moved and the frozen one did not: the gradient passed through
+/// (SPEC §3).
 pub fn check_gradient_passes_frozen_layer<F: Element>(
     subject: &str,
     model: &mut Model<F>,
@@ -120,18 +121,24 @@ pub fn check_gradient_passes_frozen_layer<F: Element>(
     first: &str,
     frozen: &str,
 ) -> CheckReport {
-    let first_before = WeightSnapshot::of(model, first);
-    let frozen_before = WeightSnapshot::of(model, frozen);
+    let before = ModelSnapshot::of(model);
     if let Err(e) = train(model) {
         return CheckReport::errored("gradient_passes_frozen_layer", subject, e);
     }
-    let moved = first_before.differing_scalars(&WeightSnapshot::of(model, first));
-    let frozen_moved = frozen_before.differing_scalars(&WeightSnapshot::of(model, frozen));
+    let after = ModelSnapshot::of(model);
+    let moved = |path: &str| {
+        before
+            .clone()
+            .subtree(path)
+            .diff(&after.clone().subtree(path))
+            .moved_scalars()
+    };
+    let (first_moved, frozen_moved) = (moved(first), moved(frozen));
     CheckReport::exact(
         "gradient_passes_frozen_layer",
         subject,
-        format!("{first}: {moved} scalars moved; frozen {frozen}: {frozen_moved}"),
+        format!("{first}: {first_moved} scalars moved; frozen {frozen}: {frozen_moved}"),
         "> 0; 0".into(),
-        moved > 0 && frozen_moved == 0,
+        first_moved > 0 && frozen_moved == 0,
     )
 }

@@ -5,11 +5,16 @@
 //! traits ([`DropoutLike`]) so that another implementation, or a deliberately
 //! broken one, can be run through the very same checks.
 
+pub mod batch_norm;
 pub mod battery;
+pub mod cases;
+pub mod determinism;
 pub mod dropout;
 pub mod frozen;
 pub mod phase;
 pub mod report;
+pub mod seeding;
+pub mod snapshot;
 pub mod stats;
 pub mod verify;
 

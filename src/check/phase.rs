@@ -1,6 +1,10 @@
-//! Checks of SPEC §4: a phase pinned on a node reaches that node's subtree only.
+//! Checks of SPEC §4, phase resolution, read off the dropout counters: `fit`
+//! runs every unpinned layer in `Train` (frozen or not), `predict` and
+//! `evaluate` in `Eval`, and a phase pinned on a node reaches that node's
+//! subtree only.
 
 use super::report::CheckReport;
+use super::snapshot::ModelSnapshot;
 use crate::model::Model;
 use crate::tensor::Element;
 
@@ -43,5 +47,51 @@ pub fn check_pin_stays_in_subtree<F: Element>(
         format!("pinned {pinned_eval} dropped {pinned}; sibling {sibling} dropped {sibling_dropped} of {}", seen - seen_before),
         "0; > 0".into(),
         pinned == 0 && sibling_dropped > 0,
+    )
+}
+
+/// The dropout in a frozen model was active during `fit`: freezing changes
+/// what trains, not the phase (SPEC §4 and the observability clause of §2).
+/// `before` and `after` are snapshots of that model around the `fit`.
+pub fn check_frozen_model_dropout_active_in_fit<F: Element>(
+    subject: &str,
+    before: &ModelSnapshot<F>,
+    after: &ModelSnapshot<F>,
+) -> CheckReport {
+    let (seen_before, dropped_before) = before.units_seen_and_dropped();
+    let (seen_after, dropped_after) = after.units_seen_and_dropped();
+    let dropped = dropped_after.wrapping_sub(dropped_before);
+    CheckReport::exact(
+        "frozen_model_dropout_active_in_fit",
+        subject,
+        format!(
+            "{dropped} of {} units dropped",
+            seen_after.wrapping_sub(seen_before)
+        ),
+        "> 0 dropped".into(),
+        dropped_after > dropped_before,
+    )
+}
+
+/// No dropout ran in `Train` during `predict` and `evaluate` (SPEC §4: with no
+/// pin and no enclosing phase, the phase is `Eval`): between `before` and
+/// `after`, snapshots around those calls, no unit was seen or dropped by a
+/// train-phase call.
+pub fn check_dropout_inactive_in_predict_evaluate<F: Element>(
+    subject: &str,
+    before: &ModelSnapshot<F>,
+    after: &ModelSnapshot<F>,
+) -> CheckReport {
+    let before = before.units_seen_and_dropped();
+    let after = after.units_seen_and_dropped();
+    // Signed: a counter that went backwards is as much a failure as one that grew.
+    let delta = |a: u64, b: u64| i128::from(a) - i128::from(b);
+    let (seen, dropped) = (delta(after.0, before.0), delta(after.1, before.1));
+    CheckReport::exact(
+        "dropout_inactive_in_predict_evaluate",
+        subject,
+        format!("{dropped} units dropped and {seen} seen by train-phase dropout in predict and evaluate"),
+        "0; 0".into(),
+        seen == 0 && dropped == 0,
     )
 }

@@ -15,9 +15,9 @@
 //! assert_eq!(joined, whole);
 //! ```
 
-use super::battery::{self, DropoutCase, OptimizerKind, TrainingCase};
+use super::battery;
+use super::cases::{DropoutCase, TrainingCase};
 use super::report::CheckReport;
-use rand::RngExt;
 use std::ops::Range;
 use std::str::FromStr;
 
@@ -39,38 +39,9 @@ pub fn cases(seed: u64, count: usize) -> Vec<Case> {
     (0..count)
         .map(|i| {
             if i % 2 == 0 {
-                // Sizes log-uniform from 1 to 10^5 units, so both tiny layers
-                // (exact checks only) and large ones (statistical power) occur.
-                let rank = rng.random_range(1..=3usize);
-                let total = 10f64.powf(rng.random_range(0.0..5.0)) as usize;
-                let mut shape = vec![1usize; rank];
-                shape[0] = total.max(1);
-                if rank >= 2 {
-                    shape[1] = rng.random_range(1..=8usize);
-                    shape[0] = (total / shape[1]).max(1);
-                }
-                let rate = rng.random_range(0.01..0.99);
-                Case::Dropout(DropoutCase {
-                    rate,
-                    shape,
-                    seed: rng.random(),
-                })
+                Case::Dropout(DropoutCase::generate(&mut rng))
             } else {
-                let optimizer = OptimizerKind::ALL[rng.random_range(0..OptimizerKind::ALL.len())];
-                let weight_decay = if rng.random_bool(0.5) {
-                    rng.random_range(0.0..0.1)
-                } else {
-                    0.0
-                };
-                Case::Training(TrainingCase {
-                    optimizer,
-                    weight_decay,
-                    epochs: rng.random_range(1..=3),
-                    batch_size: rng.random_range(1..=64),
-                    freeze_mid_training: rng.random_bool(0.5),
-                    rate: rng.random_range(0.05..0.95),
-                    seed: rng.random(),
-                })
+                Case::Training(TrainingCase::generate(&mut rng))
             }
         })
         .collect()

@@ -17,9 +17,8 @@ mod text;
 pub use text::render;
 
 use crate::check::dropout::{check_drop_rate, check_eval_identity, check_train_call_exact};
-use crate::check::frozen::{
-    check_frozen_weights_unchanged, check_trainable_weights_changed, WeightSnapshot,
-};
+use crate::check::frozen::{check_frozen_weights_unchanged, check_trainable_weights_changed};
+use crate::check::snapshot::ModelSnapshot;
 use crate::check::stats::DEFAULT_ALPHA;
 use crate::check::CheckReport;
 use crate::check::{DropoutLike, LayerAsDropout};
@@ -188,9 +187,9 @@ pub fn run_with(cfg: &ScenarioConfig, make: &DropoutFactory) -> Result<ScenarioO
     let mut ab = g.build(head)?;
     ab.compile(Adam::adamw(1e-2), Loss::MeanSquaredError)?;
 
-    let frozen_a = WeightSnapshot::of(&ab, "model_AB/model_A");
-    let frozen_b = WeightSnapshot::of(&ab, "model_AB/model_B");
-    let head_before = WeightSnapshot::of(&ab, "model_AB/head");
+    let frozen_a = ModelSnapshot::of_subtree(&ab, "model_AB/model_A");
+    let frozen_b = ModelSnapshot::of_subtree(&ab, "model_AB/model_B");
+    let head_before = ModelSnapshot::of_subtree(&ab, "model_AB/head");
     ab.for_each_stochastic(&mut |_, s| s.reset_noise_stats());
     // The audits start over for model_AB's fit; positions are in layer order,
     // as `dropout_stats` lists them.
@@ -207,17 +206,17 @@ pub fn run_with(cfg: &ScenarioConfig, make: &DropoutFactory) -> Result<ScenarioO
         check_frozen_weights_unchanged(
             "model_A (incl. BN stats)",
             &frozen_a,
-            &WeightSnapshot::of(&ab, "model_AB/model_A"),
+            &ModelSnapshot::of_subtree(&ab, "model_AB/model_A"),
         ),
         check_frozen_weights_unchanged(
             "model_B",
             &frozen_b,
-            &WeightSnapshot::of(&ab, "model_AB/model_B"),
+            &ModelSnapshot::of_subtree(&ab, "model_AB/model_B"),
         ),
         check_trainable_weights_changed(
             "head",
             &head_before,
-            &WeightSnapshot::of(&ab, "model_AB/head"),
+            &ModelSnapshot::of_subtree(&ab, "model_AB/head"),
         ),
     ];
     let mut dropout_counts = Vec::new();

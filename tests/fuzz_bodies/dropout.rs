@@ -5,7 +5,10 @@
 //! optional noise shape (valid or not), a seed, and a sequence of calls in either
 //! phase on values that include NaN, infinities, subnormals and -0.0.
 //!
-//! Invariants checked, bit for bit:
+//! Invariants checked, bit for bit (the values of each call through the suite's
+//! own `check_eval_identity` and `check_train_call_exact`, whose report line is
+//! the panic message; the body adds what those checks cannot see from one call:
+//! the reference mask, the counters, the errors):
 //! - `Dropout::new` rejects exactly the rates outside `[0, 1]` (NaN included) with
 //!   [`Error::InvalidRate`] naming the rate; the threshold is within 2^-33 of the rate
 //!   and the scale is `1 / (1 - rate)` computed in f64 and rounded once to f32.
@@ -23,6 +26,8 @@
 use super::{any_f32, len_within, FuzzResult, MAX_FUZZ_ELEMENTS};
 use arbitrary::Unstructured;
 use ndarray::{ArrayD, IxDyn};
+use nncheck::check::dropout::{check_eval_identity, check_train_call_exact};
+use nncheck::check::DropoutLike;
 use nncheck::error::Error;
 use nncheck::layer::Layer;
 use nncheck::layers::dropout::{drop_threshold, reference_mask, Dropout, DropoutStats};
@@ -185,6 +190,43 @@ fn bits(x: f32) -> u32 {
     x.to_bits()
 }
 
+/// The body's call as the checks see it: it runs in the phase the body drew,
+/// whatever phase a check asks for, because the body picks the check that fits
+/// that phase (eval identity for `Eval` and for `Train` at rate 0, the survivor
+/// audit otherwise). It keeps the output for the body's own mask checks.
+struct BodyCall<'a> {
+    layer: &'a mut Dropout<f32>,
+    phase: Phase,
+    use_view: bool,
+    output: Option<ArrayD<f32>>,
+}
+
+impl DropoutLike<f32> for BodyCall<'_> {
+    fn rate(&self) -> f64 {
+        self.layer.rate()
+    }
+    fn run(&mut self, x: ArrayD<f32>, _asked: Phase) -> nncheck::Result<ArrayD<f32>> {
+        let result = if self.use_view {
+            self.layer.apply_view(x.view(), self.phase).map(|cow| {
+                if self.phase == Phase::Eval {
+                    assert!(cow.is_view(), "eval apply_view copied its input");
+                }
+                cow.into_owned()
+            })
+        } else {
+            self.layer.apply(x, self.phase)
+        };
+        self.output = result.as_ref().ok().cloned();
+        result
+    }
+    fn run_backward(&mut self, dy: ArrayD<f32>) -> nncheck::Result<ArrayD<f32>> {
+        Ok(self
+            .layer
+            .backward(dy, true)?
+            .expect("input gradient requested"))
+    }
+}
+
 /// One forward (and maybe backward) call, with every exact check of SPEC §2.
 fn one_call(
     layer: &mut Dropout<f32>,
@@ -196,47 +238,62 @@ fn one_call(
 ) -> FuzzResult {
     let stats_before = layer.stats();
     let call = layer.calls();
-    let result = if use_view {
-        layer.apply_view(x.view(), phase).map(|cow| {
-            if phase == Phase::Eval {
-                assert!(cow.is_view(), "eval apply_view copied its input");
-            }
-            cow.into_owned()
-        })
-    } else {
-        layer.apply(x.clone(), phase)
+    let rejected = match cell_shape {
+        None => Some("invalid noise shape"),
+        Some(cells) if phase == Phase::Train && checked_len(cells).is_err() => {
+            Some("mask too large")
+        }
+        Some(_) => None,
     };
-    let Some(cell_shape) = cell_shape else {
-        assert!(
-            matches!(result, Err(Error::InvalidNoiseShape { .. })),
-            "invalid noise shape not rejected: {result:?}"
-        );
-        assert_eq!(layer.stats(), stats_before, "rejected call counted");
-        assert_eq!(layer.calls(), call, "rejected call advanced the stream");
-        return Ok(());
-    };
-    let cells_fit = checked_len(cell_shape).is_ok();
-    if phase == Phase::Train && !cells_fit {
-        assert!(
-            matches!(result, Err(Error::TooLarge { .. })),
-            "mask of {cell_shape:?} cells: {result:?}"
-        );
+    if let Some(why) = rejected {
+        let result = if use_view {
+            layer
+                .apply_view(x.view(), phase)
+                .map(|cow| cow.into_owned())
+        } else {
+            layer.apply(x.clone(), phase)
+        };
+        if cell_shape.is_none() {
+            assert!(
+                matches!(result, Err(Error::InvalidNoiseShape { .. })),
+                "{why} not rejected: {result:?}"
+            );
+        } else {
+            assert!(
+                matches!(result, Err(Error::TooLarge { .. })),
+                "{why}: mask of {cell_shape:?} cells: {result:?}"
+            );
+        }
         assert_eq!(layer.stats(), stats_before, "rejected call counted");
         assert_eq!(layer.calls(), call, "rejected call advanced the stream");
         return Ok(());
     }
-    let y = match result {
-        Ok(y) => y,
-        Err(e) => panic!("valid call on {:?} in {phase:?} failed: {e}", x.shape()),
+    let cell_shape = cell_shape.expect("a valid call has cells");
+
+    // The values of the call through the suite's own checks: the identity, or
+    // every output +0.0 or exactly x * scale (an empty call has nothing to audit).
+    let identity = phase == Phase::Eval || layer.rate() == 0.0;
+    let subject = format!("fuzz Dropout({}) {:?} {phase:?}", layer.rate(), x.shape());
+    let mut body_call = BodyCall {
+        layer,
+        phase,
+        use_view,
+        output: None,
     };
+    let report = if identity {
+        check_eval_identity(&subject, &mut body_call, x)
+    } else {
+        check_train_call_exact(&subject, &mut body_call, x)
+    };
+    let y = body_call
+        .output
+        .unwrap_or_else(|| panic!("valid call failed: {}", report.line()));
+    assert!(report.pass || x.is_empty(), "{}", report.line());
     assert_eq!(y.shape(), x.shape(), "output shape");
+    let layer = body_call.layer;
 
     let scale = layer.scale();
     let dropped: Option<ArrayD<bool>> = if phase == Phase::Eval {
-        assert!(
-            y.iter().zip(x.iter()).all(|(a, b)| bits(*a) == bits(*b)),
-            "eval is not the identity"
-        );
         assert_eq!(layer.stats(), stats_before, "eval call counted");
         assert_eq!(layer.calls(), call, "eval call advanced the stream");
         None
@@ -312,10 +369,6 @@ fn train_checks(
     assert_eq!(stats.draws, stats_before.draws + cells as u64);
     let scale = layer.scale();
     if layer.rate() == 0.0 {
-        assert!(
-            y.iter().zip(x.iter()).all(|(a, b)| bits(*a) == bits(*b)),
-            "train at rate 0 is not the identity"
-        );
         assert_eq!(stats.units_dropped, stats_before.units_dropped);
         assert_eq!(stats.draws_dropped, stats_before.draws_dropped);
         return None;
@@ -327,16 +380,17 @@ fn train_checks(
         .broadcast(x.raw_dim())
         .expect("a valid noise shape broadcasts")
         .to_owned();
+    // The values are the survivor audit's business; here, which units drop: those
+    // the reference mask drops. Where x * scale is +0.0 a keep and a drop look
+    // alike, so those units say nothing.
     let mut dropped_units = 0u64;
     for ((&out, &inp), &drop) in y.iter().zip(x.iter()).zip(mask.iter()) {
-        if drop {
-            dropped_units += 1;
-            assert_eq!(bits(out), 0, "dropped unit {inp} gave {out}, not +0.0");
-        } else {
+        dropped_units += u64::from(drop);
+        if bits(inp * scale) != 0 {
             assert_eq!(
-                bits(out),
-                bits(inp * scale),
-                "kept unit {inp} gave {out}, not x * {scale}"
+                bits(out) == 0,
+                drop,
+                "unit {inp} gave {out}; the reference mask drops it: {drop}"
             );
         }
     }

@@ -23,18 +23,19 @@
 //!   step; and its history equals the batch-size-weighted mean of the replayed losses;
 //! - `predict` and `evaluate` change nothing and return the declared shape.
 
-use super::{any_f32, is_non_finite, small_f32, FuzzResult, Snapshot};
+use super::{any_f32, is_non_finite, small_f32, FuzzResult};
 use arbitrary::Unstructured;
 use ndarray::{ArrayD, Axis};
+use nncheck::check::snapshot::ModelSnapshot;
 use nncheck::error::{Error, Result};
 use nncheck::fit::FitConfig;
-use nncheck::layer::{Layer, WeightKind};
+use nncheck::layer::Layer;
 use nncheck::layers::{BatchNormalization, Dense, Dropout, ReLU};
 use nncheck::loss::Loss;
 use nncheck::model::graph::Functional;
 use nncheck::model::sequential::Sequential;
 use nncheck::model::Model;
-use nncheck::optim::{Adam, Sgd, SlotState};
+use nncheck::optim::{Adam, Sgd};
 use nncheck::phase::Phase;
 use nncheck::rng::chacha;
 use nncheck::tensor::bits_equal;
@@ -208,51 +209,37 @@ fn data(u: &mut Unstructured<'_>, spec: &Spec) -> arbitrary::Result<(ArrayD<f32>
     ))
 }
 
-/// Every weight that is not effectively trainable: its path, its value and, for a
-/// parameter, its optimizer slots.
-type FrozenSet = Vec<(String, ArrayD<f32>, Option<Option<SlotState<f32>>>)>;
-
-fn slots_at(state: &[(String, Option<SlotState<f32>>)], path: &str) -> Option<SlotState<f32>> {
-    state
-        .iter()
-        .find(|(p, _)| p == path)
-        .and_then(|(_, s)| s.clone())
-}
-
-fn frozen_set(m: &Model<f32>) -> FrozenSet {
-    let state = m.optimizer_state();
-    let mut out = Vec::new();
+/// The part of `m` that is not effectively trainable: those weights and, for
+/// parameters, their optimizer records.
+fn frozen_set(m: &Model<f32>) -> ModelSnapshot {
+    let mut frozen = std::collections::HashSet::new();
     m.visit_weights("", true, &mut |path, w, eff| {
         if !eff {
-            let path = format!("{path}/{}", w.name);
-            let slots = (w.kind == WeightKind::Param).then(|| slots_at(&state, &path));
-            out.push((path, w.value.clone(), slots));
+            frozen.insert(format!("{path}/{}", w.name));
         }
     });
-    out
+    only(ModelSnapshot::of(m), &|p| frozen.contains(p))
+}
+
+/// `snapshot` without counters and without the entries whose path fails `keep`.
+fn only(mut snapshot: ModelSnapshot, keep: &dyn Fn(&str) -> bool) -> ModelSnapshot {
+    snapshot.weights.retain(|(p, _)| keep(p));
+    snapshot.optimizer.retain(|(p, _)| keep(p));
+    snapshot.counters.clear();
+    snapshot
 }
 
 /// Checks that every weight of `before` kept its value and its optimizer slots.
 /// (The operation checked must not replace the optimizer, as `compile` does.)
-fn assert_frozen_unchanged(before: &FrozenSet, m: &Model<f32>, op: &str) {
-    let mut values = std::collections::HashMap::new();
-    m.visit_weights("", true, &mut |path, w, _| {
-        values.insert(format!("{path}/{}", w.name), w.value.clone());
-    });
-    let state = m.optimizer_state();
-    for (path, value, slots) in before {
-        let now = values.get(path).expect("weights do not disappear");
-        assert!(bits_equal(value, now), "{op}: frozen weight {path} moved");
-        if let Some(slots) = slots {
-            assert!(
-                nncheck::optim::SlotState::bits_equal(
-                    slots.as_ref(),
-                    slots_at(&state, path).as_ref()
-                ),
-                "{op}: optimizer slots of frozen weight {path} moved"
-            );
-        }
-    }
+fn assert_frozen_unchanged(before: &ModelSnapshot, m: &Model<f32>, op: &str) {
+    let listed = |p: &str| {
+        before.weights.iter().any(|(q, _)| q == p) || before.optimizer.iter().any(|(q, _)| q == p)
+    };
+    let diff = before.diff(&only(ModelSnapshot::of(m), &listed));
+    assert!(
+        diff.is_empty(),
+        "{op}: frozen weights or their slots moved: {diff}"
+    );
 }
 
 /// Debug text of an error, so errors holding NaN compare equal.
@@ -262,7 +249,9 @@ fn text<T: std::fmt::Debug>(r: &Result<T>) -> String {
 
 fn assert_twins(a: &Model<f32>, b: &Model<f32>, op: &str) {
     assert!(
-        Snapshot::of(a).bits_equal(&Snapshot::of(b)),
+        ModelSnapshot::of(a)
+            .diff(&ModelSnapshot::of(b))
+            .weights_and_slots_unchanged(),
         "{op}: the twin models diverged"
     );
 }
@@ -277,7 +266,7 @@ fn body(u: &mut Unstructured<'_>) -> FuzzResult {
         if u.is_empty() {
             break;
         }
-        let before = Snapshot::of(&a);
+        let before = ModelSnapshot::of(&a);
         let frozen = frozen_set(&a);
         let op = u.int_in_range(0u8..=12)?;
         let name = match op {
@@ -316,7 +305,9 @@ fn body(u: &mut Unstructured<'_>) -> FuzzResult {
                 assert_eq!(text(&ra), text(&rb), "compile twins disagree");
                 if ra.is_err() {
                     assert!(
-                        before.bits_equal(&Snapshot::of(&a)),
+                        before
+                            .diff(&ModelSnapshot::of(&a))
+                            .weights_and_slots_unchanged(),
                         "rejected compile changed the model"
                     );
                 }
@@ -341,7 +332,9 @@ fn body(u: &mut Unstructured<'_>) -> FuzzResult {
                 assert_eq!(text(&ra), text(&rb), "train_on_batch twins disagree");
                 if ra.is_err() {
                     assert!(
-                        before.bits_equal(&Snapshot::of(&a)),
+                        before
+                            .diff(&ModelSnapshot::of(&a))
+                            .weights_and_slots_unchanged(),
                         "rejected train_on_batch changed the model: {ra:?}"
                     );
                 }
@@ -357,7 +350,9 @@ fn body(u: &mut Unstructured<'_>) -> FuzzResult {
                     assert_eq!(pa.shape(), [x.shape()[0], spec.outputs], "predict shape");
                 }
                 assert!(
-                    before.bits_equal(&Snapshot::of(&a)),
+                    before
+                        .diff(&ModelSnapshot::of(&a))
+                        .weights_and_slots_unchanged(),
                     "predict changed the model"
                 );
                 "predict"
@@ -374,7 +369,9 @@ fn body(u: &mut Unstructured<'_>) -> FuzzResult {
                     );
                 }
                 assert!(
-                    before.bits_equal(&Snapshot::of(&a)),
+                    before
+                        .diff(&ModelSnapshot::of(&a))
+                        .weights_and_slots_unchanged(),
                     "evaluate changed the model"
                 );
                 "evaluate"
@@ -386,7 +383,9 @@ fn body(u: &mut Unstructured<'_>) -> FuzzResult {
                 assert_eq!(text(&ra), text(&rb), "Train call twins disagree");
                 if ra.is_err() {
                     assert!(
-                        before.bits_equal(&Snapshot::of(&a)),
+                        before
+                            .diff(&ModelSnapshot::of(&a))
+                            .weights_and_slots_unchanged(),
                         "rejected call changed the model"
                     );
                 }
@@ -422,7 +421,9 @@ fn body(u: &mut Unstructured<'_>) -> FuzzResult {
                 assert_eq!(text(&ra), text(&rb), "set_weights twins disagree");
                 if ra.is_err() {
                     assert!(
-                        before.bits_equal(&Snapshot::of(&a)),
+                        before
+                            .diff(&ModelSnapshot::of(&a))
+                            .weights_and_slots_unchanged(),
                         "rejected set_weights changed the model"
                     );
                 }
@@ -441,13 +442,15 @@ fn fit_and_replay(
     x: &ArrayD<f32>,
     y: &ArrayD<f32>,
     config: &FitConfig,
-    before: &Snapshot,
+    before: &ModelSnapshot,
 ) {
     let result = a.fit(x, y, config);
     match &result {
         Err(e) if !is_non_finite(e) => {
             assert!(
-                before.bits_equal(&Snapshot::of(a)),
+                before
+                    .diff(&ModelSnapshot::of(a))
+                    .weights_and_slots_unchanged(),
                 "fit rejected for bad input changed the model: {e}"
             );
             return;
@@ -469,13 +472,14 @@ fn fit_and_replay(
         for (step, batch) in order.chunks(config.batch_size).enumerate() {
             let xb = x.select(Axis(0), batch);
             let yb = y.select(Axis(0), batch);
-            let good = Snapshot::of(b);
+            let good = ModelSnapshot::of(b);
             match b.train_on_batch(&xb, &yb) {
                 Ok(loss) => total += loss * batch.len() as f64,
                 Err(e) => {
                     assert!(is_non_finite(&e), "replayed step rejected: {e}");
                     assert!(
-                        good.bits_equal(&Snapshot::of(b)),
+                        good.diff(&ModelSnapshot::of(b))
+                            .weights_and_slots_unchanged(),
                         "a step stopped by {e} was applied"
                     );
                     failure = Some((epoch, step, e));

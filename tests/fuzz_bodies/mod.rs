@@ -8,7 +8,9 @@
 //! only, and the library itself does not depend on `arbitrary`.
 //!
 //! A body decodes the bytes with [`arbitrary::Unstructured`], drives the public API
-//! and panics only when an invariant is violated (SPEC §2, §3, §5, §7):
+//! and panics only when an invariant is violated (SPEC §2, §3, §5, §7), asserting
+//! through the checks of `nncheck::check` and comparing models through
+//! `nncheck::check::snapshot::ModelSnapshot` where those exist:
 //! - [`dropout`]: invalid configuration gives the typed error; valid configuration
 //!   gives the exact mask, zeros, scale and eval identity of SPEC §2.
 //! - [`model_build`]: any stack or graph is either a typed error or a model whose
@@ -29,9 +31,6 @@ pub mod model_build;
 use arbitrary::Unstructured;
 use ndarray::ArrayD;
 use nncheck::error::Error;
-use nncheck::model::Model;
-use nncheck::optim::SlotState;
-use nncheck::tensor::bits_equal;
 
 /// The most elements a fuzz body allocates for one tensor.
 pub const MAX_FUZZ_ELEMENTS: usize = 4096;
@@ -110,43 +109,6 @@ pub fn array(
 /// is a rejection of bad input and must leave the model exactly as it was.
 pub fn is_non_finite(e: &Error) -> bool {
     matches!(e, Error::NonFiniteLoss { .. } | Error::NonFiniteStep { .. })
-}
-
-/// Every weight of a model and its optimizer state, for bit-exact comparisons.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// `get_weights()`.
-    pub weights: Vec<ArrayD<f32>>,
-    /// `optimizer_state()`.
-    pub state: Vec<(String, Option<SlotState<f32>>)>,
-}
-
-impl Snapshot {
-    /// Takes the snapshot of `model`.
-    pub fn of(model: &Model<f32>) -> Self {
-        Snapshot {
-            weights: model.get_weights(),
-            state: model.optimizer_state(),
-        }
-    }
-
-    /// True when both snapshots agree bit for bit (weights, slots, step counts, paths).
-    pub fn bits_equal(&self, other: &Snapshot) -> bool {
-        self.weights.len() == other.weights.len()
-            && self
-                .weights
-                .iter()
-                .zip(&other.weights)
-                .all(|(a, b)| bits_equal(a, b))
-            && self.state.len() == other.state.len()
-            && self
-                .state
-                .iter()
-                .zip(&other.state)
-                .all(|((pa, sa), (pb, sb))| {
-                    pa == pb && SlotState::bits_equal(sa.as_ref(), sb.as_ref())
-                })
-    }
 }
 
 /// The element count of `shape` if it is at most `cap`, without overflow.

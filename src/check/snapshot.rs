@@ -1,0 +1,200 @@
+//! One picture of everything training may change in a model, for bit-exact
+//! before/after comparisons.
+//!
+//! Serves SPEC §3 (a frozen layer's weights, BatchNorm statistics and optimizer
+//! slots never move), §4 (dropout counts only `Train` calls) and §7 (a rejected
+//! call changes nothing). Comparisons are of bits, never of values: `PartialEq`
+//! calls two NaN weights different and `0.0` equal to `-0.0`, and either would let
+//! a moved weight pass or an unmoved one fail.
+
+use crate::layer::{join_path, Layer};
+use crate::model::Model;
+use crate::optim::SlotState;
+use crate::stochastic::NoiseStats;
+use crate::tensor::Element;
+use ndarray::ArrayD;
+use std::fmt;
+
+/// Every weight (parameters and state such as BatchNorm statistics), every
+/// optimizer slot record and every noise layer's counters of a model, or of the
+/// part of it under one path, at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSnapshot<F: Element = f32> {
+    /// `(layer path/weight name, value)` in model (`get_weights`) order.
+    pub weights: Vec<(String, ArrayD<F>)>,
+    /// `optimizer_state()`: `(weight path, slots)`, parameters only.
+    pub optimizer: Vec<(String, Option<SlotState<F>>)>,
+    /// `noise_stats()`: `(layer path, counters)` of every noise layer.
+    pub counters: Vec<(String, NoiseStats)>,
+}
+
+impl<F: Element> ModelSnapshot<F> {
+    /// The whole model.
+    pub fn of(model: &Model<F>) -> Self {
+        Self::of_subtree(model, "")
+    }
+
+    /// The part of `model` whose paths start with `prefix` (`""` for all of it).
+    pub fn of_subtree(model: &Model<F>, prefix: &str) -> Self {
+        let mut weights = Vec::new();
+        model.visit_weights("", true, &mut |path, w, _| {
+            weights.push((join_path(path, w.name), w.value.clone()));
+        });
+        ModelSnapshot {
+            weights,
+            optimizer: model.optimizer_state(),
+            counters: model.noise_stats(),
+        }
+        .subtree(prefix)
+    }
+
+    /// The entries whose paths start with `prefix`, so that one snapshot of a
+    /// model serves the checks of each of its parts.
+    pub fn subtree(mut self, prefix: &str) -> Self {
+        self.weights.retain(|(p, _)| p.starts_with(prefix));
+        self.optimizer.retain(|(p, _)| p.starts_with(prefix));
+        self.counters.retain(|(p, _)| p.starts_with(prefix));
+        self
+    }
+
+    /// Weight scalars in the snapshot.
+    pub fn scalars(&self) -> usize {
+        self.weights.iter().map(|(_, w)| w.len()).sum()
+    }
+
+    /// Units seen and units dropped, summed over the noise layers in the snapshot.
+    pub fn units_seen_and_dropped(&self) -> (u64, u64) {
+        self.counters.iter().fold((0, 0), |(s, d), (_, c)| {
+            (s + c.units_seen, d + c.units_dropped)
+        })
+    }
+
+    /// What differs between this snapshot and `later`, entry by entry.
+    pub fn diff(&self, later: &Self) -> SnapshotDiff {
+        // Paths need not be unique (two graph nodes may share a name), so an
+        // entry is matched with the one at its own position when the paths
+        // agree there, and looked up by path only when the lists differ.
+        let counterpart = |i: usize, path: &String| match later.weights.get(i) {
+            Some((p, b)) if p == path => Some(b),
+            _ => later
+                .weights
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, b)| b),
+        };
+        let weights = self
+            .weights
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (path, a))| {
+                let moved = match counterpart(i, path) {
+                    Some(b) if a.shape() == b.shape() => a
+                        .iter()
+                        .zip(b.iter())
+                        .filter(|(x, y)| x.to_bits_u64() != y.to_bits_u64())
+                        .count(),
+                    // Gone or reshaped: every scalar it had moved.
+                    _ => a.len(),
+                };
+                (moved > 0).then(|| (path.clone(), moved))
+            })
+            .chain(
+                later
+                    .weights
+                    .iter()
+                    .filter(|(p, _)| !self.weights.iter().any(|(q, _)| q == p))
+                    .map(|(p, b)| (p.clone(), b.len())),
+            )
+            .collect();
+        SnapshotDiff {
+            weights,
+            slots: changed_paths(&self.optimizer, &later.optimizer, |a, b| {
+                SlotState::bits_equal(a.as_ref(), b.as_ref())
+            }),
+            counters: changed_paths(&self.counters, &later.counters, |a, b| a == b),
+        }
+    }
+
+    /// True when nothing differs from `other`: weights, slots and step counts,
+    /// counters, and the paths they are recorded under.
+    pub fn bits_equal(&self, other: &Self) -> bool {
+        self.diff(other).is_empty()
+    }
+}
+
+/// The paths whose records differ (or exist on one side only), in order.
+fn changed_paths<T>(
+    before: &[(String, T)],
+    after: &[(String, T)],
+    same: impl Fn(&T, &T) -> bool,
+) -> Vec<String> {
+    let mut changed: Vec<String> = before
+        .iter()
+        .enumerate()
+        .filter(|(i, (path, a))| {
+            let b = match after.get(*i) {
+                Some((p, b)) if p == path => Some(b),
+                _ => after.iter().find(|(p, _)| p == path).map(|(_, b)| b),
+            };
+            b.is_none_or(|b| !same(a, b))
+        })
+        .map(|(_, entry)| entry)
+        .map(|(p, _)| p.clone())
+        .collect();
+    changed.extend(
+        after
+            .iter()
+            .filter(|(p, _)| !before.iter().any(|(q, _)| q == p))
+            .map(|(p, _)| p.clone()),
+    );
+    changed
+}
+
+/// Which scalars, slot records and counters moved between two snapshots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotDiff {
+    /// `(weight path, scalars that differ in bits)`, for each weight that moved; a
+    /// weight on one side only, or reshaped, counts all its scalars.
+    pub weights: Vec<(String, usize)>,
+    /// Weight paths whose optimizer record (slots or step count) differs.
+    pub slots: Vec<String>,
+    /// Noise-layer paths whose counters differ.
+    pub counters: Vec<String>,
+}
+
+impl SnapshotDiff {
+    /// Weight scalars that moved.
+    pub fn moved_scalars(&self) -> usize {
+        self.weights.iter().map(|(_, n)| n).sum()
+    }
+
+    /// True when no weight and no optimizer record moved, whatever the counters
+    /// did: they legitimately move where a dropout pinned to `Train` runs in
+    /// `predict`, or where a step fails after its forward pass.
+    pub fn weights_and_slots_unchanged(&self) -> bool {
+        self.weights.is_empty() && self.slots.is_empty()
+    }
+
+    /// True when nothing moved.
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty() && self.slots.is_empty() && self.counters.is_empty()
+    }
+}
+
+impl fmt::Display for SnapshotDiff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("nothing moved");
+        }
+        let moved: Vec<String> = self
+            .weights
+            .iter()
+            .map(|(p, n)| format!("{p} ({n} scalars)"))
+            .collect();
+        write!(
+            f,
+            "weights moved: {:?}; optimizer records changed: {:?}; counters changed: {:?}",
+            moved, self.slots, self.counters
+        )
+    }
+}
