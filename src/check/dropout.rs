@@ -125,6 +125,20 @@ pub fn check_drop_rate(
     }
 }
 
+/// Every dropout output of a model's `predict` equals its input bit for bit
+/// (SPEC §2, §4: `Eval` is the identity), judged from what an audit of the layer's
+/// calls counted: `seen` elements, `differing` of them with other bits. A run that
+/// saw nothing fails, since it proved nothing.
+pub fn check_predict_dropout_identity(subject: &str, seen: u64, differing: u64) -> CheckReport {
+    CheckReport::exact(
+        "predict_dropout_is_identity",
+        subject,
+        format!("{differing} of {seen} outputs differ from their input in bits"),
+        "0 differ".into(),
+        seen > 0 && differing == 0,
+    )
+}
+
 /// In `Eval`, the output is the input bit for bit.
 pub fn check_eval_identity<F: Element>(
     subject: &str,

@@ -16,7 +16,9 @@ mod text;
 
 pub use text::render;
 
-use crate::check::dropout::{check_drop_rate, check_eval_identity, check_train_call_exact};
+use crate::check::dropout::{
+    check_drop_rate, check_eval_identity, check_predict_dropout_identity, check_train_call_exact,
+};
 use crate::check::frozen::{check_frozen_weights_unchanged, check_trainable_weights_changed};
 use crate::check::snapshot::ModelSnapshot;
 use crate::check::stats::DEFAULT_ALPHA;
@@ -251,13 +253,7 @@ pub fn run_with(cfg: &ScenarioConfig, make: &DropoutFactory) -> Result<ScenarioO
             eval_differing: differing,
             ..
         } = *audit.lock().expect("observer lock");
-        reports.push(CheckReport::exact(
-            "predict_dropout_is_identity",
-            path,
-            format!("{differing} of {seen} outputs differ from their input in bits"),
-            "0 differ".into(),
-            seen > 0 && differing == 0,
-        ));
+        reports.push(check_predict_dropout_identity(path, seen, differing));
     }
 
     // 5. The toy from the question: ones(1, 10) through Dropout(rate).
