@@ -5,11 +5,14 @@
 //! traits ([`DropoutLike`]) so that another implementation, or a deliberately
 //! broken one, can be run through the very same checks.
 
+pub mod alpha_dropout;
 pub mod battery;
 pub mod dropout;
 pub mod frozen;
+pub mod noise;
 pub mod phase;
 pub mod report;
+pub mod spatial_dropout;
 pub mod stats;
 pub mod verify;
 
