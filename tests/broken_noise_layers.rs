@@ -61,7 +61,7 @@ impl DropoutLike<f32> for AlphaWithoutAffine {
         if phase == Phase::Eval {
             return Ok(x);
         }
-        let alpha_p = (-1.673_263_242_354_377_3_f64 * 1.050_700_987_355_480_5) as f32;
+        let alpha_p = (-1.673_263_242_354_377_2_f64 * 1.050_700_987_355_480_5) as f32;
         let mask = reference_mask(self.seed, self.calls, drop_threshold(self.rate), x.len());
         self.calls += 1;
         x.iter_mut().zip(mask).for_each(|(v, drop)| {

@@ -19,7 +19,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 /// `(a, b, alpha_p)` at `rate` in f64: `alpha_p = -alpha * scale` with SELU's
 /// constants, `a = ((1 - rate) * (1 + rate * alpha_p^2))^-0.5`, `b = -a * alpha_p * rate`.
 pub fn expected_affine(rate: f64) -> (f64, f64, f64) {
-    let alpha = 1.673_263_242_354_377_3_f64;
+    let alpha = 1.673_263_242_354_377_2_f64;
     let scale = 1.050_700_987_355_480_5_f64;
     let alpha_p = -alpha * scale;
     let a = ((1.0 - rate) * (1.0 + rate * alpha_p * alpha_p)).powf(-0.5);

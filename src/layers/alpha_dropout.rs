@@ -20,9 +20,11 @@ use crate::stochastic::Stochastic;
 use crate::tensor::{checked_len, shape_mismatch, Element};
 use ndarray::{ArrayD, Zip};
 
-/// SELU's `alpha`, as Keras writes it.
-pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
-/// SELU's `scale`, as Keras writes it.
+/// SELU's `alpha`: the f64 nearest Keras' literal `1.6732632423543772848170429916717`
+/// (rounding it to 17 digits first, `...773`, would give the next f64 up and
+/// move `b` by one ulp).
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_2;
+/// SELU's `scale`: the f64 nearest Keras' literal `1.0507009873554804934193349852946`.
 pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
 /// The affine correction of AlphaDropout at `rate`, in f64 as Keras computes it:
