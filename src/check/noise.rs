@@ -183,7 +183,7 @@ pub fn check_normal_variance(
     sd: f64,
     alpha: f64,
 ) -> CheckReport {
-    if samples.len() < 2 || !(sd > 0.0) {
+    if samples.len() < 2 || !(sd.is_finite() && sd > 0.0) {
         return CheckReport::errored(check, subject, "fewer than 2 samples or sd <= 0");
     }
     let df = (samples.len() - 1) as f64;
@@ -267,7 +267,7 @@ pub fn check_normal_ks(
     sd: f64,
     alpha: f64,
 ) -> CheckReport {
-    if samples.is_empty() || !(sd > 0.0) || samples.iter().any(|v| v.is_nan()) {
+    if samples.is_empty() || !(sd.is_finite() && sd > 0.0) || samples.iter().any(|v| v.is_nan()) {
         return CheckReport::errored(check, subject, "no samples, sd <= 0 or a NaN sample");
     }
     let normal = Normal::new(mean, sd).expect("sd > 0");
