@@ -59,7 +59,10 @@ pub mod tensor;
 pub use error::{Error, Result};
 pub use fit::{FitConfig, History};
 pub use layer::{Layer, Weight, WeightId, WeightKind};
-pub use layers::{BatchNormalization, Dense, Dropout, DropoutStats, ReLU};
+pub use layers::{
+    AlphaDropout, BatchNormalization, DataFormat, Dense, Dropout, DropoutStats, GaussianDropout,
+    GaussianNoise, ReLU, SpatialDropout,
+};
 pub use loss::Loss;
 pub use model::graph::{Functional, NodeId};
 pub use model::sequential::Sequential;

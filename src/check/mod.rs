@@ -5,16 +5,19 @@
 //! traits ([`DropoutLike`]) so that another implementation, or a deliberately
 //! broken one, can be run through the very same checks.
 
+pub mod alpha_dropout;
 pub mod batch_norm;
 pub mod battery;
 pub mod cases;
 pub mod determinism;
 pub mod dropout;
 pub mod frozen;
+pub mod noise;
 pub mod phase;
 pub mod report;
 pub mod seeding;
 pub mod snapshot;
+pub mod spatial_dropout;
 pub mod stats;
 pub mod verify;
 

@@ -1,0 +1,235 @@
+//! Checks of SPEC §2b for AlphaDropout: every output is exactly one of the two
+//! values the formula allows, drops are exactly binomial, and on standard-normal
+//! input the output keeps mean 0 and variance 1.
+//!
+//! The constants are computed here from SELU's `alpha` and `scale` and the
+//! claimed rate, never read from the layer, so a layer with a wrong (or no)
+//! affine correction cannot vouch for itself.
+
+use super::report::CheckReport;
+use super::stats::{binomial_region, smallest_detectable_bias, QUOTED_POWER};
+use super::DropoutLike;
+use crate::phase::Phase;
+use crate::tensor::Element;
+use ndarray::{ArrayD, Zip};
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use statrs::distribution::{ContinuousCDF, Normal};
+
+/// `(a, b, alpha_p)` at `rate` in f64: `alpha_p = -alpha * scale` with SELU's
+/// constants, `a = ((1 - rate) * (1 + rate * alpha_p^2))^-0.5`, `b = -a * alpha_p * rate`.
+pub fn expected_affine(rate: f64) -> (f64, f64, f64) {
+    let alpha = 1.673_263_242_354_377_2_f64;
+    let scale = 1.050_700_987_355_480_5_f64;
+    let alpha_p = -alpha * scale;
+    let a = ((1.0 - rate) * (1.0 + rate * alpha_p * alpha_p)).powf(-0.5);
+    (a, -a * alpha_p * rate, alpha_p)
+}
+
+/// The two values an element may take in the element type: `(a*x)+b` for a
+/// kept `x` and `(a*alpha_p)+b` for a dropped one, each constant rounded once
+/// from f64 and each operation rounded (no fused multiply-add).
+fn allowed<F: Element>(rate: f64) -> (F, F, F) {
+    let (a, b, alpha_p) = expected_affine(rate);
+    let (a, b, alpha_p) = (F::round_from(a), F::round_from(b), F::round_from(alpha_p));
+    (a, b, a * alpha_p + b)
+}
+
+/// One train call on `x`: every output equals `(a * x) + b` (kept) or
+/// `(a * alpha_p) + b` (dropped) bit for bit, computed in the element type as
+/// [`expected_affine`] rounded once. Elements whose two allowed values coincide
+/// are counted as ambiguous.
+pub fn check_alpha_dropout_exact<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    rate: f64,
+    x: &ArrayD<F>,
+) -> CheckReport {
+    let check = "alpha_dropout_values_exact";
+    let y = match layer.run(x.clone(), Phase::Train) {
+        Ok(y) if y.shape() == x.shape() => y,
+        Ok(y) => return CheckReport::errored(check, subject, format!("shape {:?}", y.shape())),
+        Err(e) => return CheckReport::errored(check, subject, e),
+    };
+    let (a, b, dropped) = allowed::<F>(rate);
+    let (mut kept, mut drops, mut ambiguous, mut other) = (0u64, 0u64, 0u64, 0u64);
+    Zip::from(x).and(&y).for_each(|&x, &y| {
+        let k = (a * x + b).to_bits_u64();
+        let d = dropped.to_bits_u64();
+        let y = y.to_bits_u64();
+        match (y == k, y == d) {
+            (true, true) => ambiguous += 1,
+            (true, false) => kept += 1,
+            (false, true) => drops += 1,
+            (false, false) => other += 1,
+        }
+    });
+    CheckReport::exact(
+        check,
+        subject,
+        format!("{kept} kept == a*x+b, {drops} dropped == a*alpha_p+b, {ambiguous} either, {other} other"),
+        format!(
+            "0 other (a = {}, b = {}, dropped value {dropped} in {})",
+            F::round_from(expected_affine(rate).0),
+            b,
+            F::NAME
+        ),
+        other == 0 && kept + drops + ambiguous > 0,
+    )
+}
+
+/// Over `calls` train calls on zeros (kept: `b`, dropped: `a * alpha_p + b`,
+/// distinct for `0 < rate < 1`), the number of dropped elements lies in the exact
+/// binomial acceptance region of Binomial(draws, rate) at `alpha`.
+pub fn check_alpha_dropout_drop_rate<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    rate: f64,
+    shape: &[usize],
+    calls: usize,
+    alpha: f64,
+) -> CheckReport {
+    let check = "alpha_dropout_drop_rate";
+    let (_, _, dropped_value) = allowed::<F>(rate);
+    let (mut draws, mut dropped) = (0u64, 0u64);
+    for _ in 0..calls {
+        match layer.run(ArrayD::zeros(shape.to_vec()), Phase::Train) {
+            Ok(y) => {
+                draws += y.len() as u64;
+                dropped += y
+                    .iter()
+                    .filter(|v| v.to_bits_u64() == dropped_value.to_bits_u64())
+                    .count() as u64;
+            }
+            Err(e) => return CheckReport::errored(check, subject, e),
+        }
+    }
+    let (lo, hi) = binomial_region(draws, rate, alpha);
+    let n = draws.max(1) as f64;
+    CheckReport {
+        check: check.into(),
+        subject: subject.into(),
+        observed: format!("{dropped}/{draws} dropped = {:.5}", dropped as f64 / n),
+        bound: format!(
+            "[{lo}, {hi}] = [{:.5}, {:.5}] for p = {rate}",
+            lo as f64 / n,
+            hi as f64 / n
+        ),
+        alpha: Some(alpha),
+        detectable: (0.0 < rate && rate < 1.0 && draws > 0).then(|| {
+            format!(
+                "rate bias >= {:.5} (power 0.99)",
+                smallest_detectable_bias(draws, rate, alpha)
+            )
+        }),
+        pass: draws > 0 && (lo..=hi).contains(&dropped),
+    }
+}
+
+/// The fourth central moment of the output at `rate` on standard-normal input:
+/// `x' = x` (probability `1 - rate`) or `alpha_p`, centred at `m = rate * alpha_p`,
+/// then scaled by `a`: `a^4 ((1 - rate)(3 + 6 m^2 + m^4) + rate (alpha_p - m)^4)`.
+fn output_fourth_moment(rate: f64) -> f64 {
+    let (a, _, alpha_p) = expected_affine(rate);
+    let m = rate * alpha_p;
+    a.powi(4) * ((1.0 - rate) * (3.0 + 6.0 * m * m + m.powi(4)) + rate * (alpha_p - m).powi(4))
+}
+
+/// On `n` standard-normal inputs (ChaCha8 seeded `input_seed`, rand_distr's
+/// ziggurat, rounded to the element type) one train call's output keeps mean 0
+/// and variance 1: two reports, `alpha_dropout_mean` (`|mean| <= z / sqrt(n)`)
+/// and `alpha_dropout_variance` (`|s^2 - 1| <= z sqrt((mu4 - 1) / n)`, `mu4` the
+/// output's fourth central moment computed from the claimed rate), `z` the
+/// two-sided normal quantile at `alpha`. Both rest on the central limit theorem
+/// (the output is a mixture, not a normal): at `n = 10^6` the normal tail is a
+/// close approximation but not a proven bound on the false-alarm probability.
+pub fn check_alpha_dropout_moments<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    rate: f64,
+    n: usize,
+    input_seed: u64,
+    alpha: f64,
+) -> Vec<CheckReport> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(input_seed);
+    let x = ArrayD::from_shape_simple_fn(vec![n], || {
+        F::round_from(<StandardNormal as Distribution<f64>>::sample(
+            &StandardNormal,
+            &mut rng,
+        ))
+    });
+    let y = match layer.run(x, Phase::Train) {
+        Ok(y) => y,
+        Err(e) => return vec![CheckReport::errored("alpha_dropout_moments", subject, e)],
+    };
+    let count = y.len().max(1) as f64;
+    let mean = y.iter().map(|v| Element::to_f64(*v)).sum::<f64>() / count;
+    let var = y
+        .iter()
+        .map(|v| (Element::to_f64(*v) - mean).powi(2))
+        .sum::<f64>()
+        / (count - 1.0).max(1.0);
+    let normal = Normal::new(0.0, 1.0).expect("valid");
+    let z = normal.inverse_cdf(1.0 - alpha / 2.0);
+    let power = z + normal.inverse_cdf(QUOTED_POWER);
+    let mean_bound = z / count.sqrt();
+    let var_sd = ((output_fourth_moment(rate) - 1.0) / count).sqrt();
+    vec![
+        CheckReport {
+            check: "alpha_dropout_mean".into(),
+            subject: subject.into(),
+            observed: format!("mean {mean:.6} over n = {n} standard-normal inputs"),
+            bound: format!("0 ± {mean_bound:.6} (CLT, z = {z:.3})"),
+            alpha: Some(alpha),
+            detectable: Some(format!(
+                "mean shift >= {:.6} (power 0.99)",
+                power / count.sqrt()
+            )),
+            pass: mean.abs() <= mean_bound,
+        },
+        CheckReport {
+            check: "alpha_dropout_variance".into(),
+            subject: subject.into(),
+            observed: format!("variance {var:.6} over n = {n}"),
+            bound: format!(
+                "1 ± {:.6} (CLT on s^2, mu4 = {:.4}, z = {z:.3})",
+                z * var_sd,
+                output_fourth_moment(rate)
+            ),
+            alpha: Some(alpha),
+            detectable: Some(format!(
+                "variance off by >= {:.6} (power 0.99)",
+                power * var_sd
+            )),
+            pass: (var - 1.0).abs() <= z * var_sd,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::LayerAsDropout;
+    use crate::layers::AlphaDropout;
+
+    #[test]
+    fn fourth_moment_at_rate_zero_is_the_normals() {
+        assert!((output_fourth_moment(0.0) - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn real_layer_passes() {
+        let mut ad = LayerAsDropout::new(
+            Box::new(AlphaDropout::<f32>::new(0.2).unwrap().with_seed(3)),
+            0.2,
+        );
+        let x = ArrayD::from_shape_fn(vec![16, 64], |i| i[1] as f32 * 0.1 - 3.0);
+        assert!(check_alpha_dropout_exact("ad", &mut ad, 0.2, &x).pass);
+        assert!(check_alpha_dropout_drop_rate("ad", &mut ad, 0.2, &[100, 100], 5, 1e-9).pass);
+        assert!(
+            check_alpha_dropout_moments("ad", &mut ad, 0.2, 100_000, 1, 1e-9)
+                .iter()
+                .all(|r| r.pass)
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Checks of SPEC §2b for SpatialDropout: whole channels drop, and the channel
+//! drop count is binomial.
+//!
+//! A *lane* is one (sample, channel) pair: every element of a batch with that
+//! batch index and channel index. The expected scale comes from the claimed
+//! rate (as in [`super::dropout`]), never from the layer.
+
+use super::dropout::expected_scale;
+use super::report::CheckReport;
+use super::stats::{binomial_region, smallest_detectable_bias};
+use super::DropoutLike;
+use crate::phase::Phase;
+use crate::tensor::Element;
+use ndarray::ArrayD;
+
+/// What one train call did to each lane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct LaneTally {
+    lanes: u64,
+    kept: u64,
+    dropped: u64,
+    mixed: u64,
+}
+
+/// Tallies lanes of one call: a lane is dropped when every element is `+0.0`,
+/// kept when every element is exactly `x * scale`, else mixed (a violation).
+/// Assumes `x` has no element whose `x * scale` is `+0.0`.
+fn tally<F: Element>(x: &ArrayD<F>, y: &ArrayD<F>, scale: F, channel_axis: usize) -> LaneTally {
+    let channels = x.shape()[channel_axis];
+    let lanes = x.shape()[0] * channels;
+    // Per lane: (all dropped so far, all kept so far).
+    let mut state = vec![(true, true); lanes];
+    let zero = F::zero().to_bits_u64();
+    for ((index, &x), &y) in x.indexed_iter().zip(y.iter()) {
+        let lane = index[0] * channels + index[channel_axis];
+        let y = y.to_bits_u64();
+        let s = &mut state[lane];
+        s.0 &= y == zero;
+        s.1 &= y == (x * scale).to_bits_u64();
+    }
+    let mut t = LaneTally {
+        lanes: lanes as u64,
+        ..LaneTally::default()
+    };
+    for (dropped, kept) in state {
+        match (dropped, kept) {
+            (true, _) => t.dropped += 1,
+            (false, true) => t.kept += 1,
+            (false, false) => t.mixed += 1,
+        }
+    }
+    t
+}
+
+/// The input both checks use: nonzero, finite and distinct per position, so a
+/// kept element is never `+0.0` and a per-element mask shows as mixed lanes.
+fn lane_input<F: Element>(shape: &[usize]) -> ArrayD<F> {
+    let mut i = 0u32;
+    ArrayD::from_shape_simple_fn(shape.to_vec(), || {
+        i += 1;
+        F::round_from(1.0 + f64::from(i % 97) / 64.0)
+    })
+}
+
+/// One train call on a batch of `shape` (batch first, channel axis
+/// `channel_axis`): every lane is all `+0.0` or all exactly `x * scale`, with
+/// `scale = 1 / (1 - rate)` rounded once; no lane mixes the two.
+pub fn check_spatial_channels_exact<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    rate: f64,
+    shape: &[usize],
+    channel_axis: usize,
+) -> CheckReport {
+    let check = "spatial_whole_channels";
+    if channel_axis == 0 || channel_axis >= shape.len() {
+        return CheckReport::errored(check, subject, "channel axis out of range");
+    }
+    let x = lane_input::<F>(shape);
+    let t = match layer.run(x.clone(), Phase::Train) {
+        Ok(y) if y.shape() == x.shape() => tally(&x, &y, expected_scale(rate), channel_axis),
+        Ok(y) => return CheckReport::errored(check, subject, format!("shape {:?}", y.shape())),
+        Err(e) => return CheckReport::errored(check, subject, e),
+    };
+    CheckReport::exact(
+        check,
+        subject,
+        format!(
+            "{} lanes: {} all kept x*{}, {} all +0.0, {} mixed",
+            t.lanes,
+            t.kept,
+            1.0 / (1.0 - rate),
+            t.dropped,
+            t.mixed
+        ),
+        "0 mixed: each (sample, channel) is all +0.0 or all x*scale bit-exact".into(),
+        t.mixed == 0 && t.lanes > 0,
+    )
+}
+
+/// Over `calls` train calls on batches of `shape`, the number of dropped lanes
+/// lies in the exact binomial region of Binomial(lanes, rate) at `alpha`. Mixed
+/// lanes count as not dropped (the exactness check is their judge).
+pub fn check_spatial_channel_drop_rate<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    rate: f64,
+    shape: &[usize],
+    channel_axis: usize,
+    calls: usize,
+    alpha: f64,
+) -> CheckReport {
+    let check = "spatial_channel_drop_rate";
+    if channel_axis == 0 || channel_axis >= shape.len() {
+        return CheckReport::errored(check, subject, "channel axis out of range");
+    }
+    let x = lane_input::<F>(shape);
+    let scale = expected_scale(rate);
+    let (mut lanes, mut dropped) = (0u64, 0u64);
+    for _ in 0..calls {
+        match layer.run(x.clone(), Phase::Train) {
+            Ok(y) if y.shape() == x.shape() => {
+                let t = tally(&x, &y, scale, channel_axis);
+                lanes += t.lanes;
+                dropped += t.dropped;
+            }
+            Ok(y) => return CheckReport::errored(check, subject, format!("shape {:?}", y.shape())),
+            Err(e) => return CheckReport::errored(check, subject, e),
+        }
+    }
+    let (lo, hi) = binomial_region(lanes, rate, alpha);
+    let n = lanes.max(1) as f64;
+    CheckReport {
+        check: check.into(),
+        subject: subject.into(),
+        observed: format!(
+            "{dropped}/{lanes} channels dropped = {:.5}",
+            dropped as f64 / n
+        ),
+        bound: format!(
+            "[{lo}, {hi}] = [{:.5}, {:.5}] for p = {rate}",
+            lo as f64 / n,
+            hi as f64 / n
+        ),
+        alpha: Some(alpha),
+        detectable: (0.0 < rate && rate < 1.0 && lanes > 0).then(|| {
+            format!(
+                "rate bias >= {:.5} (power 0.99)",
+                smallest_detectable_bias(lanes, rate, alpha)
+            )
+        }),
+        pass: lanes > 0 && (lo..=hi).contains(&dropped),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::LayerAsDropout;
+    use crate::layers::{DataFormat, Dropout, SpatialDropout};
+
+    #[test]
+    fn spatial_passes_and_per_element_dropout_fails() {
+        let mut sd = LayerAsDropout::new(
+            Box::new(
+                SpatialDropout::<f32>::new_2d(0.5, DataFormat::ChannelsFirst)
+                    .unwrap()
+                    .with_seed(2),
+            ),
+            0.5,
+        );
+        assert!(check_spatial_channels_exact("sd", &mut sd, 0.5, &[4, 8, 3, 3], 1).pass);
+        assert!(
+            check_spatial_channel_drop_rate("sd", &mut sd, 0.5, &[4, 8, 3, 3], 1, 50, 1e-9).pass
+        );
+        let mut plain = Dropout::<f32>::new(0.5).unwrap().with_seed(2);
+        assert!(!check_spatial_channels_exact("plain", &mut plain, 0.5, &[4, 8, 3, 3], 1).pass);
+    }
+}

@@ -1,0 +1,181 @@
+//! What every noise layer other than `Dropout` shares: its seed, its call count
+//! and counters (the [`Stochastic`] capability), the definition of its Gaussian
+//! draws, and the noise-shape rule.
+//!
+//! Invariant served (SPEC §2 and §2b): the noise of call `k` of a layer seeded
+//! `s` depends only on `(s, k, element index)`. For the Gaussian layers that is
+//! [`standard_normals`]: element `i` takes the `(i mod NORMAL_BLOCK)`-th draw of
+//! rand_distr's ziggurat [`StandardNormal`] from the ChaCha8 generator keyed by
+//! `s`, on stream `k`, sought to word `(i / NORMAL_BLOCK) << 32`. A ziggurat
+//! consumes a variable number of words per draw, so a single stream could not be
+//! split; blocks of their own, each far more than long enough, can be computed
+//! in any order or on any thread and give the same numbers.
+
+use crate::error::{Error, Result};
+use crate::rng::{os_seed, SeedSequence};
+use crate::stochastic::{NoiseCheckpoint, NoiseStats, Stochastic};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// Elements per independent block of Gaussian draws (see the module docs).
+pub const NORMAL_BLOCK: usize = 4096;
+
+/// The standard-normal draws of call `call` of a layer seeded `seed`, for
+/// elements `0..n` in row-major order: the definition every Gaussian layer uses.
+///
+/// ```
+/// use nncheck::layers::noise_stream::standard_normals;
+/// let a = standard_normals(7, 0, 10_000);
+/// assert_eq!(a, standard_normals(7, 0, 10_000));
+/// assert_ne!(a, standard_normals(7, 1, 10_000));
+/// // A prefix is the same numbers: the draws do not depend on the batch size.
+/// assert_eq!(&a[..5000], &standard_normals(7, 0, 5000)[..]);
+/// ```
+pub fn standard_normals(seed: u64, call: u64, n: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(call);
+    for block in 0..n.div_ceil(NORMAL_BLOCK) {
+        rng.set_word_pos((block as u128) << 32);
+        let len = NORMAL_BLOCK.min(n - block * NORMAL_BLOCK);
+        out.extend((0..len).map(|_| -> f64 { StandardNormal.sample(&mut rng) }));
+    }
+    out
+}
+
+/// The per-call mask-cell shape of an input of `shape` (batch included) under a
+/// Keras noise shape, by the rule of SPEC §2: one entry per axis, each `None`
+/// (the input's size), 1, or the input's size.
+pub(crate) fn resolve_noise_shape(
+    noise: Option<&[Option<usize>]>,
+    shape: &[usize],
+) -> Result<Vec<usize>> {
+    let Some(noise) = noise else {
+        return Ok(shape.to_vec());
+    };
+    let resolved: Vec<usize> = noise
+        .iter()
+        .zip(shape.iter().chain(std::iter::repeat(&0)))
+        .map(|(n, &s)| n.unwrap_or(s))
+        .collect();
+    let fits =
+        noise.len() == shape.len() && resolved.iter().zip(shape).all(|(&n, &s)| n == s || n == 1);
+    if !fits {
+        return Err(Error::InvalidNoiseShape {
+            noise_shape: noise.to_vec(),
+            input_shape: shape.iter().copied().map(Some).collect(),
+        });
+    }
+    Ok(resolved)
+}
+
+/// At build time, when the batch size is not known yet: rejects a noise shape
+/// that can fit no batch of samples shaped `sample_shape`.
+pub(crate) fn check_noise_shape_at_build(
+    noise: Option<&[Option<usize>]>,
+    sample_shape: &[usize],
+) -> Result<()> {
+    let Some(noise) = noise else {
+        return Ok(());
+    };
+    let misfit = noise[1.min(noise.len())..]
+        .iter()
+        .zip(sample_shape)
+        .any(|(n, &s)| n.is_some_and(|n| n != 1 && n != s));
+    if noise.len() != sample_shape.len() + 1 || misfit {
+        return Err(Error::InvalidNoiseShape {
+            noise_shape: noise.to_vec(),
+            input_shape: std::iter::once(None)
+                .chain(sample_shape.iter().copied().map(Some))
+                .collect(),
+        });
+    }
+    Ok(())
+}
+
+/// A noise layer's seed, call count and counters: its [`Stochastic`] face.
+///
+/// A model reaches it through `Layer::stochastic`, so it reseeds, checkpoints and
+/// restores the layer without knowing the layer's type.
+#[derive(Debug, Clone)]
+pub(crate) struct NoiseStream {
+    seed: u64,
+    pinned: bool,
+    calls: u64,
+    stats: NoiseStats,
+}
+
+impl NoiseStream {
+    /// A stream seeded from OS entropy until a seed is pinned or the layer is built.
+    pub(crate) fn new() -> Self {
+        NoiseStream {
+            seed: os_seed(),
+            pinned: false,
+            calls: 0,
+            stats: NoiseStats::default(),
+        }
+    }
+
+    /// Pins the seed: a model's seed no longer replaces it at build.
+    pub(crate) fn pin(&mut self, seed: u64) {
+        self.seed = seed;
+        self.pinned = true;
+    }
+
+    /// Takes the next seed of the model's sequence unless one was pinned, as
+    /// `Dropout::build` does, so a model seed pins every noise layer in it.
+    pub(crate) fn on_build(&mut self, seeds: &mut SeedSequence) {
+        if !self.pinned {
+            self.pin(seeds.next_seed());
+        }
+    }
+
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub(crate) fn calls(&self) -> u64 {
+        self.calls
+    }
+
+    /// Counts one `Train` call over `units` elements and `draws` random draws,
+    /// and returns the call's index in the stream.
+    pub(crate) fn begin_call(&mut self, units: u64, draws: u64) -> u64 {
+        self.stats.train_calls += 1;
+        self.stats.units_seen += units;
+        self.stats.draws += draws;
+        let call = self.calls;
+        self.calls += 1;
+        call
+    }
+
+    /// Adds the drops of the current call.
+    pub(crate) fn count_drops(&mut self, units_dropped: u64, draws_dropped: u64) {
+        self.stats.units_dropped += units_dropped;
+        self.stats.draws_dropped += draws_dropped;
+    }
+}
+
+impl Stochastic for NoiseStream {
+    fn noise_stats(&self) -> NoiseStats {
+        self.stats
+    }
+    fn reset_noise_stats(&mut self) {
+        self.stats = NoiseStats::default();
+    }
+    fn reseed(&mut self, seed: u64) {
+        self.seed = seed;
+        self.calls = 0;
+    }
+    fn checkpoint(&self) -> NoiseCheckpoint {
+        NoiseCheckpoint {
+            calls: self.calls,
+            stats: self.stats,
+        }
+    }
+    fn restore(&mut self, checkpoint: NoiseCheckpoint) {
+        self.calls = checkpoint.calls;
+        self.stats = checkpoint.stats;
+    }
+}
