@@ -1,12 +1,13 @@
-//! SPEC §2 over generated shapes, rates and seeds: the whole dropout battery
-//! (`nncheck::check::battery::dropout_battery`) must pass on every case, drawn by
+//! SPEC §2 and §2b over generated shapes, rates and seeds: the whole dropout
+//! battery (`nncheck::check::battery::dropout_battery`) and the battery of the
+//! other train-only layers (`noise_battery`) must pass on every case, drawn by
 //! the generator `nncheck verify` uses (`DropoutCase::generate`), plus the
 //! properties that need the layer itself (noise-shape errors, rate validation).
 
 mod common;
 
 use ndarray::ArrayD;
-use nncheck::check::battery::dropout_battery;
+use nncheck::check::battery::{dropout_battery, noise_battery};
 use nncheck::check::cases::DropoutCase;
 use nncheck::check::stats::DEFAULT_ALPHA;
 use nncheck::{Dropout, Error, Phase};
@@ -23,6 +24,13 @@ proptest! {
     #[test]
     fn dropout_battery_passes(case in cases()) {
         for r in &dropout_battery(&case, DEFAULT_ALPHA).unwrap() {
+            prop_assert!(r.pass, "{}", r.line());
+        }
+    }
+
+    #[test]
+    fn noise_battery_passes(case in cases()) {
+        for r in &noise_battery(&case, DEFAULT_ALPHA).unwrap() {
             prop_assert!(r.pass, "{}", r.line());
         }
     }

@@ -1,9 +1,13 @@
 //! The whole battery of checks on one generated configuration.
 //!
-//! `nncheck verify` and the property tests both call these two functions, so
-//! every invariant is checked in exactly one way: [`dropout_battery`] for SPEC §2
-//! and [`training_battery`] for SPEC §3–§5.
+//! `nncheck verify` and the property tests both call these functions, so every
+//! invariant is checked in exactly one way: [`dropout_battery`] for SPEC §2,
+//! [`noise_battery`] for the other train-only layers of SPEC §2b, and
+//! [`training_battery`] for SPEC §3–§5.
 
+use super::alpha_dropout::{
+    check_alpha_dropout_drop_rate, check_alpha_dropout_exact, check_alpha_dropout_moments,
+};
 use super::batch_norm::check_frozen_batchnorm_inference_mode;
 use super::cases::{DropoutCase, TrainingCase};
 use super::determinism::check_predict_deterministic;
@@ -18,6 +22,10 @@ use super::frozen::{
     check_frozen_weights_unchanged, check_gradient_passes_frozen_layer,
     check_trainable_weights_changed,
 };
+use super::noise::{
+    check_eval_identity_bits, check_gaussian_dropout, check_gaussian_noise, special_values_f32,
+};
+use super::noise_in_frozen_fit::check_noise_layer_in_frozen_fit;
 use super::phase::{
     check_dropout_inactive_in_predict_evaluate, check_frozen_model_dropout_active_in_fit,
     check_pin_stays_in_subtree,
@@ -25,10 +33,15 @@ use super::phase::{
 use super::report::CheckReport;
 use super::seeding::check_seeded_masks_reproducible;
 use super::snapshot::ModelSnapshot;
+use super::spatial_dropout::{check_spatial_channel_drop_rate, check_spatial_channels_exact};
+use super::LayerAsDropout;
 use crate::error::Result;
 use crate::fit::FitConfig;
 use crate::layer::Layer;
-use crate::layers::{BatchNormalization, Dense, Dropout, ReLU};
+use crate::layers::{
+    AlphaDropout, BatchNormalization, DataFormat, Dense, Dropout, GaussianDropout, GaussianNoise,
+    ReLU, SpatialDropout,
+};
 use crate::model::graph::Functional;
 use crate::model::sequential::Sequential;
 use crate::model::Model;
@@ -168,6 +181,126 @@ impl super::DropoutLike<f32> for RateZeroInTrain {
     fn run_backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
         Ok(self.0.backward(dy, true)?.expect("requested"))
     }
+}
+
+/// Every SPEC §2b check of the other train-only layers, at the case's rate (as
+/// GaussianNoise's standard deviation too) and seed: eval identity on special
+/// values, the Gaussian laws (mean, variance, Kolmogorov–Smirnov on 2·10^4
+/// draws), AlphaDropout's exact values, drop count and moments, SpatialDropout's
+/// whole channels and channel drop count, and each layer active in a frozen
+/// model's `fit` and the identity in its `predict`.
+///
+/// Sizes are fixed rather than taken from the case, so every case costs the same
+/// few milliseconds and the statistical checks keep their stated power.
+pub fn noise_battery(case: &DropoutCase, alpha: f64) -> Result<Vec<CheckReport>> {
+    let (rate, seed) = (case.rate, case.seed);
+    let special = special_values_f32(8)
+        .into_shape_with_order(vec![2, 2, 2, 16])
+        .expect("128 values");
+    let noise = || -> Result<GaussianNoise<f32>> { Ok(GaussianNoise::new(rate)?.with_seed(seed)) };
+    let gdrop =
+        || -> Result<GaussianDropout<f32>> { Ok(GaussianDropout::new(rate)?.with_seed(seed ^ 1)) };
+    let alpha_drop =
+        || -> Result<AlphaDropout<f32>> { Ok(AlphaDropout::new(rate)?.with_seed(seed ^ 2)) };
+    let spatial = |format| -> Result<SpatialDropout<f32>> {
+        Ok(SpatialDropout::new_2d(rate, format)?.with_seed(seed ^ 3))
+    };
+    let wrap = |layer: Box<dyn Layer<f32>>| LayerAsDropout::new(layer, rate);
+    let subject = |name: &str| format!("{name}({rate}) seed {seed}");
+
+    let mut reports = Vec::new();
+    for (name, layer) in [
+        ("GaussianNoise", Box::new(noise()?) as Box<dyn Layer<f32>>),
+        ("GaussianDropout", Box::new(gdrop()?)),
+        ("AlphaDropout", Box::new(alpha_drop()?)),
+        (
+            "SpatialDropout2D",
+            Box::new(spatial(DataFormat::ChannelsLast)?),
+        ),
+    ] {
+        reports.push(check_eval_identity_bits(
+            &subject(name),
+            &mut wrap(layer),
+            &special,
+        ));
+    }
+    reports.extend(check_gaussian_noise(
+        &subject("GaussianNoise"),
+        &mut wrap(Box::new(noise()?)),
+        rate,
+        20,
+        1,
+        alpha,
+    ));
+    reports.extend(check_gaussian_dropout(
+        &subject("GaussianDropout"),
+        &mut wrap(Box::new(gdrop()?)),
+        rate,
+        20,
+        1,
+        alpha,
+    ));
+    let x = nonzero_input(&[64, 64], seed ^ 4);
+    reports.push(check_alpha_dropout_exact(
+        &subject("AlphaDropout"),
+        &mut wrap(Box::new(alpha_drop()?)),
+        rate,
+        &x,
+    ));
+    reports.push(check_alpha_dropout_drop_rate(
+        &subject("AlphaDropout"),
+        &mut wrap(Box::new(alpha_drop()?)),
+        rate,
+        &[100, 1000],
+        1,
+        alpha,
+    ));
+    reports.extend(check_alpha_dropout_moments(
+        &subject("AlphaDropout"),
+        &mut wrap(Box::new(alpha_drop()?)),
+        rate,
+        100_000,
+        seed ^ 5,
+        alpha,
+    ));
+    for (format, shape, axis) in [
+        (DataFormat::ChannelsLast, [8, 4, 4, 16], 3),
+        (DataFormat::ChannelsFirst, [8, 16, 4, 4], 1),
+    ] {
+        let name = format!("SpatialDropout2D {format:?}");
+        reports.push(check_spatial_channels_exact(
+            &subject(&name),
+            &mut wrap(Box::new(spatial(format)?)),
+            rate,
+            &shape,
+            axis,
+        ));
+        reports.push(check_spatial_channel_drop_rate(
+            &subject(&name),
+            &mut wrap(Box::new(spatial(format)?)),
+            rate,
+            &shape,
+            axis,
+            100,
+            alpha,
+        ));
+    }
+    for (name, layer) in [
+        ("GaussianNoise", Box::new(noise()?) as Box<dyn Layer<f32>>),
+        ("GaussianDropout", Box::new(gdrop()?)),
+        ("AlphaDropout", Box::new(alpha_drop()?)),
+        (
+            "SpatialDropout1D",
+            Box::new(SpatialDropout::new_1d(rate)?.with_seed(seed ^ 6)),
+        ),
+    ] {
+        reports.push(check_noise_layer_in_frozen_fit(
+            &subject(name),
+            layer,
+            seed ^ 7,
+        ));
+    }
+    Ok(reports)
 }
 
 /// The base model the training battery freezes.

@@ -13,6 +13,7 @@ pub mod determinism;
 pub mod dropout;
 pub mod frozen;
 pub mod noise;
+pub mod noise_in_frozen_fit;
 pub mod phase;
 pub mod report;
 pub mod seeding;

@@ -50,8 +50,13 @@ pub fn cases(seed: u64, count: usize) -> Vec<Case> {
 /// Runs one case's battery; an error of the code under test becomes a failed
 /// `battery_ran` record naming the case, so it is counted, not lost.
 pub fn run_case(index: usize, case: &Case, alpha: f64) -> Vec<CheckReport> {
+    // A dropout case also drives the other train-only layers at its rate and
+    // seed, after Dropout's own records, so those keep their order.
     let result = match case {
-        Case::Dropout(c) => battery::dropout_battery(c, alpha),
+        Case::Dropout(c) => battery::dropout_battery(c, alpha).and_then(|mut reports| {
+            reports.extend(battery::noise_battery(c, alpha)?);
+            Ok(reports)
+        }),
         Case::Training(c) => battery::training_battery(c),
     };
     result.unwrap_or_else(|e| {

@@ -20,6 +20,7 @@ use crate::check::dropout::{
     check_drop_rate, check_eval_identity, check_predict_dropout_identity, check_train_call_exact,
 };
 use crate::check::frozen::{check_frozen_weights_unchanged, check_trainable_weights_changed};
+use crate::check::noise_in_frozen_fit::check_noise_layer_in_frozen_fit;
 use crate::check::snapshot::ModelSnapshot;
 use crate::check::stats::DEFAULT_ALPHA;
 use crate::check::CheckReport;
@@ -27,7 +28,10 @@ use crate::check::{DropoutLike, LayerAsDropout};
 use crate::error::Result;
 use crate::fit::{FitConfig, History};
 use crate::layer::Layer;
-use crate::layers::{BatchNormalization, Dense, Dropout, ReLU};
+use crate::layers::{
+    AlphaDropout, BatchNormalization, Dense, Dropout, GaussianDropout, GaussianNoise, ReLU,
+    SpatialDropout,
+};
 use crate::loss::Loss;
 use crate::model::graph::Functional;
 use crate::model::sequential::Sequential;
@@ -38,6 +42,10 @@ use crate::rng::{chacha, SeedSequence};
 use audited::{Audited, DropoutAudit, SharedAudit};
 use ndarray::ArrayD;
 use rand::RngExt;
+
+/// The rate (and GaussianNoise's standard deviation) of the other train-only
+/// layers in the report's last lines.
+pub const NOISE_RATE: f64 = 0.2;
 
 /// The knobs of the scenario.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -281,6 +289,30 @@ pub fn run_with(cfg: &ScenarioConfig, make: &DropoutFactory) -> Result<ScenarioO
         &ones,
     ));
     reports.push(check_eval_identity("toy ones(1,10) eval", &mut toy, &ones));
+
+    // 6. The other train-only layers, each in a frozen base of its own: active in
+    // fit, the identity in predict. At a fixed rate, since at rate 0 they are the
+    // identity in both phases and there would be nothing to see.
+    for (name, layer) in [
+        (
+            format!("GaussianNoise({NOISE_RATE})"),
+            Box::new(GaussianNoise::new(NOISE_RATE)?) as Box<dyn Layer<f32>>,
+        ),
+        (
+            format!("GaussianDropout({NOISE_RATE})"),
+            Box::new(GaussianDropout::new(NOISE_RATE)?),
+        ),
+        (
+            format!("AlphaDropout({NOISE_RATE})"),
+            Box::new(AlphaDropout::new(NOISE_RATE)?),
+        ),
+        (
+            format!("SpatialDropout1D({NOISE_RATE})"),
+            Box::new(SpatialDropout::new_1d(NOISE_RATE)?),
+        ),
+    ] {
+        reports.push(check_noise_layer_in_frozen_fit(&name, layer, cfg.seed));
+    }
 
     Ok(ScenarioOutcome {
         reports,

@@ -63,7 +63,10 @@ pub fn render(cfg: &ScenarioConfig, outcome: &ScenarioOutcome) -> String {
              learned. It does not switch dropout off: the frozen models' dropout layers dropped {dropped} of {seen} \
              units during fit, at a rate inside its exact binomial region, and every survivor was scaled by exactly \
              1/(1-p). What switches dropout off is the phase: in predict every dropout output equalled its input bit \
-             for bit. The one exception is BatchNormalization, which runs in inference mode when frozen."
+             for bit. The one exception is BatchNormalization, which runs in inference mode when frozen. \
+             The other train-only layers (GaussianNoise, GaussianDropout, AlphaDropout, SpatialDropout) \
+             answer the same way: each perturbed its outputs during fit inside a frozen model and changed \
+             no bit in predict."
         );
         let _ = writeln!(w, "\n{} checks, all passed.", outcome.reports.len());
     } else {

@@ -1,0 +1,190 @@
+//! The question of the project, asked of any train-only layer: inside a frozen
+//! model, is it active during `fit`, and the identity in `predict`? (SPEC §1,
+//! §2b: `trainable` decides what may change, the phase decides how a layer
+//! behaves.)
+//!
+//! [`check_noise_layer_in_frozen_fit`] puts the layer under test in a frozen base
+//! (a BatchNormalization, then the layer) beneath a trainable BatchNormalization
+//! head, fits the whole model and predicts with it, and judges what the layer
+//! itself did: a thin wrapper counts, per call, the outputs whose bits differ
+//! from the inputs. Samples have shape `[4, 8]` (steps, channels), which every
+//! noise layer accepts, SpatialDropout1D included.
+
+use super::report::CheckReport;
+use crate::error::Result;
+use crate::fit::FitConfig;
+use crate::layer::{Layer, LayerVisitor, LayerVisitorMut, WeightVisitor, WeightVisitorMut};
+use crate::layers::BatchNormalization;
+use crate::loss::Loss;
+use crate::model::sequential::Sequential;
+use crate::optim::Adam;
+use crate::phase::{ForwardCtx, Phase};
+use crate::rng::{chacha, SeedSequence};
+use crate::stochastic::Stochastic;
+use ndarray::ArrayD;
+use rand::RngExt;
+use std::sync::{Arc, Mutex};
+
+/// Per-phase tallies of how many outputs differed from their inputs in bits.
+#[derive(Debug, Clone, Copy, Default)]
+struct Changes {
+    train_seen: u64,
+    train_changed: u64,
+    eval_seen: u64,
+    eval_changed: u64,
+}
+
+/// The layer under test, counting what it changed. To the model it is its inner
+/// layer: same name, path, weights and random state.
+struct Counted {
+    inner: Box<dyn Layer<f32>>,
+    changes: Arc<Mutex<Changes>>,
+}
+
+impl Layer<f32> for Counted {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn set_name(&mut self, name: String) {
+        self.inner.set_name(name);
+    }
+    fn build(&mut self, input_shape: &[usize], seeds: &mut SeedSequence) -> Result<Vec<usize>> {
+        self.inner.build(input_shape, seeds)
+    }
+    fn forward(&mut self, x: ArrayD<f32>, ctx: ForwardCtx) -> Result<ArrayD<f32>> {
+        let input = x.clone();
+        let y = self.inner.forward(x, ctx)?;
+        let changed = input
+            .iter()
+            .zip(y.iter())
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count() as u64;
+        let mut c = self.changes.lock().expect("changes lock");
+        match ctx.phase {
+            Phase::Train => {
+                c.train_seen += input.len() as u64;
+                c.train_changed += changed;
+            }
+            Phase::Eval => {
+                c.eval_seen += input.len() as u64;
+                c.eval_changed += changed;
+            }
+        }
+        Ok(y)
+    }
+    fn backward(&mut self, dy: ArrayD<f32>, need: bool) -> Result<Option<ArrayD<f32>>> {
+        self.inner.backward(dy, need)
+    }
+    fn trainable(&self) -> bool {
+        self.inner.trainable()
+    }
+    fn set_trainable(&mut self, trainable: bool) {
+        self.inner.set_trainable(trainable);
+    }
+    fn visit_weights(&self, prefix: &str, path: bool, f: &mut WeightVisitor<'_, f32>) {
+        self.inner.visit_weights(prefix, path, f);
+    }
+    fn visit_weights_mut(&mut self, prefix: &str, path: bool, f: &mut WeightVisitorMut<'_, f32>) {
+        self.inner.visit_weights_mut(prefix, path, f);
+    }
+    fn visit_layers(&self, prefix: &str, f: &mut LayerVisitor<'_, f32>) {
+        self.inner.visit_layers(prefix, f);
+    }
+    fn visit_layers_mut(&mut self, prefix: &str, f: &mut LayerVisitorMut<'_, f32>) {
+        self.inner.visit_layers_mut(prefix, f);
+    }
+    fn commit_state(&mut self) {
+        self.inner.commit_state();
+    }
+    fn pending_state_finite(&self) -> bool {
+        self.inner.pending_state_finite()
+    }
+    fn stochastic(&self) -> Option<&dyn Stochastic> {
+        self.inner.stochastic()
+    }
+    fn stochastic_mut(&mut self) -> Option<&mut dyn Stochastic> {
+        self.inner.stochastic_mut()
+    }
+    fn has_trainable_params(&self, path_trainable: bool) -> bool {
+        self.inner.has_trainable_params(path_trainable)
+    }
+}
+
+/// Fits a model whose frozen base holds `layer` and predicts with it; passes when
+/// the layer drew noise during `fit` (train calls counted by its random state,
+/// and outputs that differ from their inputs) and changed no bit in `predict`.
+///
+/// `subject` names the layer in the report; `seed` fixes data, model and shuffle.
+///
+/// ```
+/// use nncheck::check::noise_in_frozen_fit::check_noise_layer_in_frozen_fit;
+/// use nncheck::GaussianNoise;
+/// let r = check_noise_layer_in_frozen_fit("GaussianNoise(0.3)", Box::new(GaussianNoise::new(0.3).unwrap()), 1);
+/// assert!(r.pass, "{}", r.line());
+/// ```
+pub fn check_noise_layer_in_frozen_fit(
+    subject: &str,
+    layer: Box<dyn Layer<f32>>,
+    seed: u64,
+) -> CheckReport {
+    const CHECK: &str = "noise_layer_active_in_frozen_fit";
+    let changes = Arc::new(Mutex::new(Changes::default()));
+    let counted = Counted {
+        inner: layer,
+        changes: Arc::clone(&changes),
+    };
+    let run = || -> Result<(u64, u64)> {
+        let mut base = Sequential::<f32>::new("frozen_base")
+            .add(BatchNormalization::new())
+            .add(counted)
+            .build(&[4, 8], Some(seed))?;
+        base.freeze();
+        let mut model = Sequential::<f32>::new("model")
+            .add(base)
+            .add(BatchNormalization::new().named("head"))
+            .build(&[4, 8], Some(seed ^ 1))?;
+        model.compile(Adam::new(1e-2), Loss::MeanSquaredError)?;
+        let mut rng = chacha(seed ^ 2);
+        let x = ArrayD::from_shape_simple_fn(vec![64, 4, 8], || rng.random_range(0.5f32..2.0));
+        let y = x.mapv(|v| 0.5 * v);
+        let calls = |m: &crate::model::Model<f32>| -> u64 {
+            m.noise_stats().iter().map(|(_, s)| s.train_calls).sum()
+        };
+        let before_fit = calls(&model);
+        model.fit(
+            &x,
+            &y,
+            &FitConfig {
+                epochs: 2,
+                batch_size: 16,
+                shuffle: true,
+                seed: Some(seed ^ 3),
+            },
+        )?;
+        let after_fit = calls(&model);
+        model.predict(&x)?;
+        let fit_calls = after_fit - before_fit;
+        let predict_calls = calls(&model) - after_fit;
+        Ok((fit_calls, predict_calls))
+    };
+    let (fit_calls, predict_calls) = match run() {
+        Ok(counts) => counts,
+        Err(e) => return CheckReport::errored(CHECK, subject, e),
+    };
+    let c = *changes.lock().expect("changes lock");
+    // Train calls of the layer happen only in fit here, so the train tallies are fit's.
+    CheckReport::exact(
+        CHECK,
+        subject,
+        format!(
+            "fit: {fit_calls} noise calls, {} of {} outputs changed; predict: {predict_calls} noise calls, {} of {} outputs changed",
+            c.train_changed, c.train_seen, c.eval_changed, c.eval_seen
+        ),
+        "fit: calls > 0 and changed > 0; predict: 0 calls and 0 changed".into(),
+        fit_calls > 0
+            && c.train_changed > 0
+            && predict_calls == 0
+            && c.eval_seen > 0
+            && c.eval_changed == 0,
+    )
+}
