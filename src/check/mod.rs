@@ -14,6 +14,7 @@ pub mod dropout;
 pub mod frozen;
 pub mod noise;
 pub mod noise_in_frozen_fit;
+pub mod observed;
 pub mod phase;
 pub mod report;
 pub mod seeding;

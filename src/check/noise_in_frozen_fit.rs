@@ -6,21 +6,21 @@
 //! [`check_noise_layer_in_frozen_fit`] puts the layer under test in a frozen base
 //! (a BatchNormalization, then the layer) beneath a trainable BatchNormalization
 //! head, fits the whole model and predicts with it, and judges what the layer
-//! itself did: a thin wrapper counts, per call, the outputs whose bits differ
-//! from the inputs. Samples have shape `[4, 8]` (steps, channels), which every
+//! itself did: an [`Observed`] wrapper counts, per call, the outputs whose bits
+//! differ from the inputs. Samples have shape `[4, 8]` (steps, channels), which every
 //! noise layer accepts, SpatialDropout1D included.
 
+use super::observed::Observed;
 use super::report::CheckReport;
 use crate::error::Result;
 use crate::fit::FitConfig;
-use crate::layer::{Layer, LayerVisitor, LayerVisitorMut, WeightVisitor, WeightVisitorMut};
+use crate::layer::Layer;
 use crate::layers::BatchNormalization;
 use crate::loss::Loss;
 use crate::model::sequential::Sequential;
 use crate::optim::Adam;
-use crate::phase::{ForwardCtx, Phase};
-use crate::rng::{chacha, SeedSequence};
-use crate::stochastic::Stochastic;
+use crate::phase::Phase;
+use crate::rng::chacha;
 use ndarray::ArrayD;
 use rand::RngExt;
 use std::sync::{Arc, Mutex};
@@ -32,82 +32,6 @@ struct Changes {
     train_changed: u64,
     eval_seen: u64,
     eval_changed: u64,
-}
-
-/// The layer under test, counting what it changed. To the model it is its inner
-/// layer: same name, path, weights and random state.
-struct Counted {
-    inner: Box<dyn Layer<f32>>,
-    changes: Arc<Mutex<Changes>>,
-}
-
-impl Layer<f32> for Counted {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn set_name(&mut self, name: String) {
-        self.inner.set_name(name);
-    }
-    fn build(&mut self, input_shape: &[usize], seeds: &mut SeedSequence) -> Result<Vec<usize>> {
-        self.inner.build(input_shape, seeds)
-    }
-    fn forward(&mut self, x: ArrayD<f32>, ctx: ForwardCtx) -> Result<ArrayD<f32>> {
-        let input = x.clone();
-        let y = self.inner.forward(x, ctx)?;
-        let changed = input
-            .iter()
-            .zip(y.iter())
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count() as u64;
-        let mut c = self.changes.lock().expect("changes lock");
-        match ctx.phase {
-            Phase::Train => {
-                c.train_seen += input.len() as u64;
-                c.train_changed += changed;
-            }
-            Phase::Eval => {
-                c.eval_seen += input.len() as u64;
-                c.eval_changed += changed;
-            }
-        }
-        Ok(y)
-    }
-    fn backward(&mut self, dy: ArrayD<f32>, need: bool) -> Result<Option<ArrayD<f32>>> {
-        self.inner.backward(dy, need)
-    }
-    fn trainable(&self) -> bool {
-        self.inner.trainable()
-    }
-    fn set_trainable(&mut self, trainable: bool) {
-        self.inner.set_trainable(trainable);
-    }
-    fn visit_weights(&self, prefix: &str, path: bool, f: &mut WeightVisitor<'_, f32>) {
-        self.inner.visit_weights(prefix, path, f);
-    }
-    fn visit_weights_mut(&mut self, prefix: &str, path: bool, f: &mut WeightVisitorMut<'_, f32>) {
-        self.inner.visit_weights_mut(prefix, path, f);
-    }
-    fn visit_layers(&self, prefix: &str, f: &mut LayerVisitor<'_, f32>) {
-        self.inner.visit_layers(prefix, f);
-    }
-    fn visit_layers_mut(&mut self, prefix: &str, f: &mut LayerVisitorMut<'_, f32>) {
-        self.inner.visit_layers_mut(prefix, f);
-    }
-    fn commit_state(&mut self) {
-        self.inner.commit_state();
-    }
-    fn pending_state_finite(&self) -> bool {
-        self.inner.pending_state_finite()
-    }
-    fn stochastic(&self) -> Option<&dyn Stochastic> {
-        self.inner.stochastic()
-    }
-    fn stochastic_mut(&mut self) -> Option<&mut dyn Stochastic> {
-        self.inner.stochastic_mut()
-    }
-    fn has_trainable_params(&self, path_trainable: bool) -> bool {
-        self.inner.has_trainable_params(path_trainable)
-    }
 }
 
 /// Fits a model whose frozen base holds `layer` and predicts with it; passes when
@@ -129,10 +53,28 @@ pub fn check_noise_layer_in_frozen_fit(
 ) -> CheckReport {
     const CHECK: &str = "noise_layer_active_in_frozen_fit";
     let changes = Arc::new(Mutex::new(Changes::default()));
-    let counted = Counted {
-        inner: layer,
-        changes: Arc::clone(&changes),
-    };
+    let tally = Arc::clone(&changes);
+    let counted = Observed::new(
+        layer,
+        Box::new(move |phase, x: &ArrayD<f32>, y: &ArrayD<f32>| {
+            let changed = x
+                .iter()
+                .zip(y.iter())
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count() as u64;
+            let mut c = tally.lock().expect("changes lock");
+            match phase {
+                Phase::Train => {
+                    c.train_seen += x.len() as u64;
+                    c.train_changed += changed;
+                }
+                Phase::Eval => {
+                    c.eval_seen += x.len() as u64;
+                    c.eval_changed += changed;
+                }
+            }
+        }),
+    );
     let run = || -> Result<(u64, u64)> {
         let mut base = Sequential::<f32>::new("frozen_base")
             .add(BatchNormalization::new())

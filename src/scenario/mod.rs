@@ -21,6 +21,7 @@ use crate::check::dropout::{
 };
 use crate::check::frozen::{check_frozen_weights_unchanged, check_trainable_weights_changed};
 use crate::check::noise_in_frozen_fit::check_noise_layer_in_frozen_fit;
+use crate::check::observed::Observed;
 use crate::check::snapshot::ModelSnapshot;
 use crate::check::stats::DEFAULT_ALPHA;
 use crate::check::CheckReport;
@@ -39,7 +40,7 @@ use crate::model::Model;
 use crate::optim::Adam;
 use crate::phase::Phase;
 use crate::rng::{chacha, SeedSequence};
-use audited::{Audited, DropoutAudit, SharedAudit};
+use audited::{audited as audit_of, DropoutAudit, SharedAudit};
 use ndarray::ArrayD;
 use rand::RngExt;
 
@@ -136,8 +137,8 @@ pub fn nncheck_dropout(rate: f64, seed: Option<u64>) -> Result<Box<dyn Layer<f32
 /// A model's dropout positions and the audit of each, by position.
 type Audits = Vec<SharedAudit>;
 
-fn audited(make: &DropoutFactory, rate: f64, audits: &mut Audits) -> Result<Audited> {
-    let (layer, audit) = Audited::new(make(rate, None)?, rate);
+fn audited(make: &DropoutFactory, rate: f64, audits: &mut Audits) -> Result<Observed<f32>> {
+    let (layer, audit) = audit_of(make(rate, None)?, rate);
     audits.push(audit);
     Ok(layer)
 }

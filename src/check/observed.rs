@@ -1,0 +1,107 @@
+//! A layer wrapped so that a check sees every forward call it makes: the phase,
+//! the input and the output. To the model the wrapper is its inner layer (same
+//! name, path, weights and random state), so a check can judge what a layer did
+//! inside a model, not what it claims (SPEC §2, §2b: the report judges outputs).
+
+use crate::error::Result;
+use crate::layer::{Layer, LayerVisitor, LayerVisitorMut, WeightVisitor, WeightVisitorMut};
+use crate::phase::{ForwardCtx, Phase};
+use crate::rng::SeedSequence;
+use crate::stochastic::Stochastic;
+use crate::tensor::Element;
+use ndarray::ArrayD;
+
+/// What an [`Observed`] layer shows of each forward call: phase, input, output.
+pub type ForwardObserver<F> = Box<dyn FnMut(Phase, &ArrayD<F>, &ArrayD<F>) + Send>;
+
+/// `inner`, with `observer` called after each of its forward calls.
+///
+/// ```
+/// use nncheck::check::observed::Observed;
+/// use nncheck::{Dropout, Layer, Phase, phase::ForwardCtx};
+/// use ndarray::ArrayD;
+/// use std::sync::{Arc, Mutex};
+/// let seen = Arc::new(Mutex::new(0usize));
+/// let count = Arc::clone(&seen);
+/// let mut d = Observed::new(
+///     Box::new(Dropout::<f32>::new(0.5).unwrap().with_seed(1)),
+///     Box::new(move |_, x, _| *count.lock().unwrap() += x.len()),
+/// );
+/// d.forward(ArrayD::ones(vec![2, 3]), ForwardCtx::top(Phase::Train)).unwrap();
+/// assert_eq!(*seen.lock().unwrap(), 6);
+/// ```
+pub struct Observed<F: Element> {
+    inner: Box<dyn Layer<F>>,
+    observer: ForwardObserver<F>,
+}
+
+impl<F: Element> std::fmt::Debug for Observed<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observed")
+            .field("inner", &self.inner.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Element> Observed<F> {
+    /// Wraps `inner`; `observer` sees each forward call's phase, input and output.
+    pub fn new(inner: Box<dyn Layer<F>>, observer: ForwardObserver<F>) -> Self {
+        Observed { inner, observer }
+    }
+}
+
+impl<F: Element> Layer<F> for Observed<F> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn set_name(&mut self, name: String) {
+        self.inner.set_name(name);
+    }
+    fn build(&mut self, input_shape: &[usize], seeds: &mut SeedSequence) -> Result<Vec<usize>> {
+        self.inner.build(input_shape, seeds)
+    }
+    fn forward(&mut self, x: ArrayD<F>, ctx: ForwardCtx) -> Result<ArrayD<F>> {
+        // The inner layer may consume its input (eval dropout returns it), so the
+        // observer gets a copy taken before the call.
+        let input = x.clone();
+        let y = self.inner.forward(x, ctx)?;
+        (self.observer)(ctx.phase, &input, &y);
+        Ok(y)
+    }
+    fn backward(&mut self, dy: ArrayD<F>, need: bool) -> Result<Option<ArrayD<F>>> {
+        self.inner.backward(dy, need)
+    }
+    fn trainable(&self) -> bool {
+        self.inner.trainable()
+    }
+    fn set_trainable(&mut self, trainable: bool) {
+        self.inner.set_trainable(trainable);
+    }
+    fn visit_weights(&self, prefix: &str, path: bool, f: &mut WeightVisitor<'_, F>) {
+        self.inner.visit_weights(prefix, path, f);
+    }
+    fn visit_weights_mut(&mut self, prefix: &str, path: bool, f: &mut WeightVisitorMut<'_, F>) {
+        self.inner.visit_weights_mut(prefix, path, f);
+    }
+    fn visit_layers(&self, prefix: &str, f: &mut LayerVisitor<'_, F>) {
+        self.inner.visit_layers(prefix, f);
+    }
+    fn visit_layers_mut(&mut self, prefix: &str, f: &mut LayerVisitorMut<'_, F>) {
+        self.inner.visit_layers_mut(prefix, f);
+    }
+    fn commit_state(&mut self) {
+        self.inner.commit_state();
+    }
+    fn pending_state_finite(&self) -> bool {
+        self.inner.pending_state_finite()
+    }
+    fn stochastic(&self) -> Option<&dyn Stochastic> {
+        self.inner.stochastic()
+    }
+    fn stochastic_mut(&mut self) -> Option<&mut dyn Stochastic> {
+        self.inner.stochastic_mut()
+    }
+    fn has_trainable_params(&self, path_trainable: bool) -> bool {
+        self.inner.has_trainable_params(path_trainable)
+    }
+}
