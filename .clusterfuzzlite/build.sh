@@ -45,8 +45,10 @@ if [ "${#targets[@]}" -eq 0 ]; then
     targets=(dropout model_build fit_sequence batch_norm)
 fi
 
+# cargo fuzz builds for the host triple.
+host="$(rustc -vV | sed -n 's/^host: //p')"
 for t in "${targets[@]}"; do
-    cp "fuzz/target/x86_64-unknown-linux-gnu/release/$t" "$OUT/"
+    cp "fuzz/target/$host/release/$t" "$OUT/"
 
     # The crash reproducers join the seed corpus so that every run starts by
     # replaying them.

@@ -75,6 +75,15 @@ fn verify(args: &VerifyArgs) -> ExitCode {
     use nncheck::check::verify;
 
     let range = args.shard.range(args.cases);
+    if range.is_empty() {
+        // A gate that ran nothing must not pass: more shards than cases is a
+        // mistake in the job matrix.
+        eprintln!(
+            "nncheck verify: shard {} of {} cases holds no case; use fewer shards or more cases",
+            args.shard, args.cases
+        );
+        return ExitCode::from(2);
+    }
     let bar = ProgressBar::new(range.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} cases {msg}").expect("valid template"),

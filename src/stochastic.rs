@@ -18,7 +18,9 @@ pub struct NoiseStats {
     pub train_calls: u64,
     /// Elements that went through in those calls.
     pub units_seen: u64,
-    /// Elements set to zero.
+    /// Elements dropped: set to `+0.0` by dropout and SpatialDropout, to
+    /// AlphaDropout's `a*alpha_p + b` by AlphaDropout; always 0 for the
+    /// Gaussian layers, which perturb every element instead.
     pub units_dropped: u64,
     /// Independent mask draws (mask cells; fewer than units under a noise shape).
     pub draws: u64,

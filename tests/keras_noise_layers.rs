@@ -53,13 +53,15 @@ fn alpha_dropout_constants_match_keras_bit_for_bit() {
     }
 }
 
+/// nncheck's own forward, not the formula again: the layer runs in `Train` under
+/// several seeds, and wherever its mask agrees with the one Keras was fed, its
+/// output must have Keras' bits (kept and dropped units alike). A forward that
+/// fused the multiply-add, or rounded the constants differently, fails here.
 #[test]
 fn alpha_dropout_fixed_mask_output_matches_keras_bit_for_bit() {
     let data = reference();
     for case in data["alpha_dropout"].as_array().unwrap() {
         let rate = case["rate"].as_f64().unwrap();
-        let layer = AlphaDropout::<f32>::new(rate).unwrap();
-        let (a, b) = layer.affine_in_element_type();
         let keep: Vec<bool> = case["keep"]
             .as_array()
             .unwrap()
@@ -68,18 +70,39 @@ fn alpha_dropout_fixed_mask_output_matches_keras_bit_for_bit() {
             .collect();
         let x = f32s(&case["x_bits"]);
         let want = f32s(&case["y_bits"]);
-        for ((&x, &keep), &want) in x.iter().zip(&keep).zip(&want) {
-            let got = if keep {
-                a * x + b
-            } else {
-                layer.dropped_value()
-            };
-            assert_eq!(
-                got.to_bits(),
-                want.to_bits(),
-                "rate {rate}, x {x}, kept {keep}: nncheck {got} vs Keras {want}"
-            );
+        let input = ArrayD::from_shape_vec(vec![x.len()], x.clone()).unwrap();
+        let (mut kept, mut dropped) = (0usize, 0usize);
+        for seed in 0..16u64 {
+            let mut layer = AlphaDropout::<f32>::new(rate).unwrap().with_seed(seed);
+            let dropped_bits = layer.dropped_value().to_bits();
+            let y = layer
+                .forward(input.clone(), ForwardCtx::top(Phase::Train))
+                .unwrap();
+            for (i, (&got, &keras_keep)) in y.iter().zip(&keep).enumerate() {
+                let ours_keep = got.to_bits() != dropped_bits;
+                if ours_keep != keras_keep {
+                    continue;
+                }
+                assert_eq!(
+                    got.to_bits(),
+                    want[i].to_bits(),
+                    "rate {rate}, seed {seed}, x {}, kept {keras_keep}: nncheck {got} vs Keras {}",
+                    x[i],
+                    want[i]
+                );
+                if keras_keep {
+                    kept += 1;
+                } else {
+                    dropped += 1;
+                }
+            }
         }
+        assert!(kept > 0, "rate {rate}: no kept unit compared");
+        let some_dropped = keep.iter().any(|k| !k);
+        assert!(
+            !some_dropped || dropped > 0,
+            "rate {rate}: no dropped unit compared"
+        );
     }
 }
 

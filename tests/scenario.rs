@@ -176,3 +176,21 @@ fn the_report_fails_with_a_dropout_active_in_eval() {
     );
     assert!(failed.contains(&"eval_is_identity"), "{failed:?}");
 }
+
+/// A "dropout" with no random state to list (here a ReLU) leaves the audited
+/// positions unpaired: the report says so instead of passing on less evidence.
+#[test]
+fn the_report_fails_when_a_dropout_position_shows_no_random_state() {
+    let cfg = small(0.5, 42);
+    let relu = |_: f64, _: Option<u64>| -> nncheck::Result<Box<dyn nncheck::Layer<f32>>> {
+        Ok(Box::new(nncheck::ReLU::new()))
+    };
+    let outcome = nncheck::scenario::run_with(&cfg, &relu).unwrap();
+    let positions = outcome
+        .reports
+        .iter()
+        .find(|r| r.check == "dropout_positions_audited")
+        .expect("the pairing is reported");
+    assert!(!positions.pass, "{}", positions.line());
+    assert!(!outcome.passed());
+}

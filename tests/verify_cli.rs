@@ -118,6 +118,9 @@ fn verify_shards_join_to_the_unsharded_run() {
 
 #[test]
 fn a_malformed_shard_is_refused_by_name() {
+    let out = nncheck(&["verify", "--cases", "2", "--shard", "1/4"]);
+    assert_eq!(out.status.code(), Some(2), "an empty shard must not pass");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no case"));
     for bad in ["0/4", "5/4", "1/0", "two/4", "3"] {
         let out = nncheck(&["verify", "--cases", "2", "--shard", bad]);
         assert_eq!(out.status.code(), Some(2), "--shard {bad}");

@@ -154,8 +154,9 @@ pub fn dropout_battery(case: &DropoutCase, alpha: f64) -> Result<Vec<CheckReport
         &x,
         alpha,
     ));
-    // Axis 1 shares one mask cell; batch rows stay independent draws.
-    if case.shape.len() >= 2 {
+    // Axis 1 shares one mask cell; batch rows stay independent draws. An axis 1
+    // of length 1 shares nothing, so the check could not fail there.
+    if case.shape.len() >= 2 && case.shape[1] > 1 {
         let mut noise = vec![None; case.shape.len()];
         noise[1] = Some(1);
         reports.push(check_noise_shape_cells_shared(

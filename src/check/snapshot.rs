@@ -51,9 +51,16 @@ impl<F: Element> ModelSnapshot<F> {
     /// The entries whose paths start with `prefix`, so that one snapshot of a
     /// model serves the checks of each of its parts.
     pub fn subtree(mut self, prefix: &str) -> Self {
-        self.weights.retain(|(p, _)| p.starts_with(prefix));
-        self.optimizer.retain(|(p, _)| p.starts_with(prefix));
-        self.counters.retain(|(p, _)| p.starts_with(prefix));
+        // Whole path segments: `model/base` must not take `model/base_1/...`.
+        let under = |p: &str| {
+            prefix.is_empty()
+                || p == prefix
+                || p.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        self.weights.retain(|(p, _)| under(p));
+        self.optimizer.retain(|(p, _)| under(p));
+        self.counters.retain(|(p, _)| under(p));
         self
     }
 

@@ -52,22 +52,25 @@ pub fn cases(seed: u64, count: usize) -> Vec<Case> {
 pub fn run_case(index: usize, case: &Case, alpha: f64) -> Vec<CheckReport> {
     // A dropout case also drives the other train-only layers at its rate and
     // seed, after Dropout's own records, so those keep their order.
-    let result = match case {
-        Case::Dropout(c) => battery::dropout_battery(c, alpha).and_then(|mut reports| {
-            reports.extend(battery::noise_battery(c, alpha)?);
-            Ok(reports)
-        }),
-        Case::Training(c) => battery::training_battery(c),
+    let ran = |result: crate::error::Result<Vec<CheckReport>>| {
+        result.unwrap_or_else(|e| {
+            vec![CheckReport::exact(
+                "battery_ran",
+                &format!("case {index}"),
+                format!("error: {e}"),
+                "no error".into(),
+                false,
+            )]
+        })
     };
-    result.unwrap_or_else(|e| {
-        vec![CheckReport::exact(
-            "battery_ran",
-            &format!("case {index}"),
-            format!("error: {e}"),
-            "no error".into(),
-            false,
-        )]
-    })
+    match case {
+        Case::Dropout(c) => {
+            let mut reports = ran(battery::dropout_battery(c, alpha));
+            reports.extend(ran(battery::noise_battery(c, alpha)));
+            reports
+        }
+        Case::Training(c) => ran(battery::training_battery(c)),
+    }
 }
 
 /// Runs the cases of `shard` out of the first `count` that `seed` generates, in

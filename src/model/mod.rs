@@ -189,7 +189,9 @@ impl<F: Element> Model<F> {
     }
 
     /// Every dropout layer's path and counters: [`Model::noise_stats`] under
-    /// the name the frozen-model question uses.
+    /// the name the frozen-model question uses. It lists every layer with random
+    /// state, so GaussianNoise and GaussianDropout appear too, with
+    /// `units_dropped` 0.
     pub fn dropout_stats(&self) -> Vec<(String, NoiseStats)> {
         self.noise_stats()
     }

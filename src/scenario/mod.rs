@@ -208,12 +208,27 @@ pub fn run_with(cfg: &ScenarioConfig, make: &DropoutFactory) -> Result<ScenarioO
         *audit.lock().expect("audit lock") = DropoutAudit::default();
     }
     let paths: Vec<String> = ab.dropout_stats().into_iter().map(|(p, _)| p).collect();
+    // Pairing by position needs one listed noise layer per audited position: a
+    // factory's layer that shows no random state (or several) would otherwise
+    // drop or misname evidence, and the report would pass on less than it says.
+    let positions = CheckReport::exact(
+        "dropout_positions_audited",
+        "model_AB",
+        format!(
+            "{} dropout positions audited, {} noise layers listed",
+            audits.len(),
+            paths.len()
+        ),
+        "one listed noise layer per audited position".into(),
+        paths.len() == audits.len(),
+    );
     let audits: Vec<(String, SharedAudit)> = paths.into_iter().zip(audits).collect();
 
     // 3. Fit the joined model: the frozen parts' dropout must be active here.
     let history = ab.fit(&x, &y, &fit_cfg(cfg.epochs, 0xAB))?;
 
     let mut reports = vec![
+        positions,
         check_frozen_weights_unchanged(
             "model_A (incl. BN stats)",
             &frozen_a,
