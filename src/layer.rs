@@ -217,3 +217,26 @@ macro_rules! leaf_layer_common {
     };
 }
 pub(crate) use leaf_layer_common;
+
+/// The methods every noise layer implements the same way: no weights, and its
+/// random state (the field named `$noise`, which implements `Stochastic`) shown
+/// to the model.
+macro_rules! noise_layer_common {
+    ($noise:ident) => {
+        fn visit_weights(&self, _: &str, _: bool, _: &mut $crate::layer::WeightVisitor<'_, F>) {}
+        fn visit_weights_mut(
+            &mut self,
+            _: &str,
+            _: bool,
+            _: &mut $crate::layer::WeightVisitorMut<'_, F>,
+        ) {
+        }
+        fn stochastic(&self) -> Option<&dyn $crate::stochastic::Stochastic> {
+            Some(&self.$noise)
+        }
+        fn stochastic_mut(&mut self) -> Option<&mut dyn $crate::stochastic::Stochastic> {
+            Some(&mut self.$noise)
+        }
+    };
+}
+pub(crate) use noise_layer_common;

@@ -10,13 +10,13 @@
 //! [`reference_mask`]: crate::layers::dropout::reference_mask
 
 use crate::error::{Error, Result};
-use crate::layer::{leaf_layer_common, Layer, WeightVisitor, WeightVisitorMut};
+use crate::layer::{leaf_layer_common, noise_layer_common, Layer};
 use crate::layers::dropout::drop_threshold;
 use crate::layers::dropout::kernel::DropoutKernel;
-use crate::layers::noise_stream::{check_noise_shape_at_build, resolve_noise_shape, NoiseStream};
+use crate::layers::noise_shape::{check_noise_shape_at_build, resolve_noise_shape};
+use crate::layers::noise_stream::NoiseStream;
 use crate::phase::{ForwardCtx, Phase};
 use crate::rng::SeedSequence;
-use crate::stochastic::Stochastic;
 use crate::tensor::{checked_len, shape_mismatch, Element};
 use ndarray::{ArrayD, Zip};
 
@@ -245,17 +245,7 @@ impl<F: Element> Layer<F> for AlphaDropout<F> {
         Ok(Some(dy))
     }
 
-    fn visit_weights(&self, _: &str, _: bool, _: &mut WeightVisitor<'_, F>) {}
-
-    fn visit_weights_mut(&mut self, _: &str, _: bool, _: &mut WeightVisitorMut<'_, F>) {}
-
-    fn stochastic(&self) -> Option<&dyn Stochastic> {
-        Some(&self.noise)
-    }
-
-    fn stochastic_mut(&mut self) -> Option<&mut dyn Stochastic> {
-        Some(&mut self.noise)
-    }
+    noise_layer_common!(noise);
 }
 
 #[cfg(test)]

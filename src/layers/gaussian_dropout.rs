@@ -9,11 +9,10 @@
 //! `(seed, call)` rather than stored, since it depends on nothing else.
 
 use crate::error::{Error, Result};
-use crate::layer::{leaf_layer_common, Layer, WeightVisitor, WeightVisitorMut};
+use crate::layer::{leaf_layer_common, noise_layer_common, Layer};
 use crate::layers::noise_stream::{standard_normals, NoiseStream};
 use crate::phase::{ForwardCtx, Phase};
 use crate::rng::SeedSequence;
-use crate::stochastic::Stochastic;
 use crate::tensor::{checked_len, shape_mismatch, Element};
 use ndarray::ArrayD;
 
@@ -177,17 +176,7 @@ impl<F: Element> Layer<F> for GaussianDropout<F> {
         Ok(Some(dy))
     }
 
-    fn visit_weights(&self, _: &str, _: bool, _: &mut WeightVisitor<'_, F>) {}
-
-    fn visit_weights_mut(&mut self, _: &str, _: bool, _: &mut WeightVisitorMut<'_, F>) {}
-
-    fn stochastic(&self) -> Option<&dyn Stochastic> {
-        Some(&self.noise)
-    }
-
-    fn stochastic_mut(&mut self) -> Option<&mut dyn Stochastic> {
-        Some(&mut self.noise)
-    }
+    noise_layer_common!(noise);
 }
 
 #[cfg(test)]
@@ -202,7 +191,7 @@ mod tests {
             .forward(ones.clone(), ForwardCtx::top(Phase::Train))
             .unwrap();
         // Reseeding after the forward must not change what backward uses.
-        Stochastic::reseed(layer.stochastic_mut().unwrap(), 1234);
+        crate::stochastic::Stochastic::reseed(layer.stochastic_mut().unwrap(), 1234);
         let dy = ArrayD::from_shape_fn(vec![2, 50], |i| (i[1] as f32) - 20.5);
         let dx = layer.backward(dy.clone(), true).unwrap().unwrap();
         for ((&dx, &dy), &m) in dx.iter().zip(dy.iter()).zip(m.iter()) {

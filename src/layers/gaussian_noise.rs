@@ -7,11 +7,10 @@
 //! `(seed, k, i)`. Backward passes `dy` through unchanged.
 
 use crate::error::{Error, Result};
-use crate::layer::{leaf_layer_common, Layer, WeightVisitor, WeightVisitorMut};
+use crate::layer::{leaf_layer_common, noise_layer_common, Layer};
 use crate::layers::noise_stream::{standard_normals, NoiseStream};
 use crate::phase::{ForwardCtx, Phase};
 use crate::rng::SeedSequence;
-use crate::stochastic::Stochastic;
 use crate::tensor::{checked_len, shape_mismatch, Element};
 use ndarray::ArrayD;
 
@@ -143,17 +142,7 @@ impl<F: Element> Layer<F> for GaussianNoise<F> {
         Ok(need_input_grad.then_some(dy))
     }
 
-    fn visit_weights(&self, _: &str, _: bool, _: &mut WeightVisitor<'_, F>) {}
-
-    fn visit_weights_mut(&mut self, _: &str, _: bool, _: &mut WeightVisitorMut<'_, F>) {}
-
-    fn stochastic(&self) -> Option<&dyn Stochastic> {
-        Some(&self.noise)
-    }
-
-    fn stochastic_mut(&mut self) -> Option<&mut dyn Stochastic> {
-        Some(&mut self.noise)
-    }
+    noise_layer_common!(noise);
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod dense;
 pub mod dropout;
 pub mod gaussian_dropout;
 pub mod gaussian_noise;
+pub mod noise_shape;
 pub mod noise_stream;
 pub mod relu;
 pub mod spatial_dropout;

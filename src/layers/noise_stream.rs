@@ -1,6 +1,6 @@
 //! What every noise layer other than `Dropout` shares: its seed, its call count
-//! and counters (the [`Stochastic`] capability), the definition of its Gaussian
-//! draws, and the noise-shape rule.
+//! and counters (the [`Stochastic`] capability) and the definition of its
+//! Gaussian draws.
 //!
 //! Invariant served (SPEC §2 and §2b): the noise of call `k` of a layer seeded
 //! `s` depends only on `(s, k, element index)`. For the Gaussian layers that is
@@ -11,7 +11,6 @@
 //! split; blocks of their own, each far more than long enough, can be computed
 //! in any order or on any thread and give the same numbers.
 
-use crate::error::{Error, Result};
 use crate::rng::{os_seed, SeedSequence};
 use crate::stochastic::{NoiseCheckpoint, NoiseStats, Stochastic};
 use rand::SeedableRng;
@@ -42,56 +41,6 @@ pub fn standard_normals(seed: u64, call: u64, n: usize) -> Vec<f64> {
         out.extend((0..len).map(|_| -> f64 { StandardNormal.sample(&mut rng) }));
     }
     out
-}
-
-/// The per-call mask-cell shape of an input of `shape` (batch included) under a
-/// Keras noise shape, by the rule of SPEC §2: one entry per axis, each `None`
-/// (the input's size), 1, or the input's size.
-pub(crate) fn resolve_noise_shape(
-    noise: Option<&[Option<usize>]>,
-    shape: &[usize],
-) -> Result<Vec<usize>> {
-    let Some(noise) = noise else {
-        return Ok(shape.to_vec());
-    };
-    let resolved: Vec<usize> = noise
-        .iter()
-        .zip(shape.iter().chain(std::iter::repeat(&0)))
-        .map(|(n, &s)| n.unwrap_or(s))
-        .collect();
-    let fits =
-        noise.len() == shape.len() && resolved.iter().zip(shape).all(|(&n, &s)| n == s || n == 1);
-    if !fits {
-        return Err(Error::InvalidNoiseShape {
-            noise_shape: noise.to_vec(),
-            input_shape: shape.iter().copied().map(Some).collect(),
-        });
-    }
-    Ok(resolved)
-}
-
-/// At build time, when the batch size is not known yet: rejects a noise shape
-/// that can fit no batch of samples shaped `sample_shape`.
-pub(crate) fn check_noise_shape_at_build(
-    noise: Option<&[Option<usize>]>,
-    sample_shape: &[usize],
-) -> Result<()> {
-    let Some(noise) = noise else {
-        return Ok(());
-    };
-    let misfit = noise[1.min(noise.len())..]
-        .iter()
-        .zip(sample_shape)
-        .any(|(n, &s)| n.is_some_and(|n| n != 1 && n != s));
-    if noise.len() != sample_shape.len() + 1 || misfit {
-        return Err(Error::InvalidNoiseShape {
-            noise_shape: noise.to_vec(),
-            input_shape: std::iter::once(None)
-                .chain(sample_shape.iter().copied().map(Some))
-                .collect(),
-        });
-    }
-    Ok(())
 }
 
 /// A noise layer's seed, call count and counters: its [`Stochastic`] face.

@@ -9,11 +9,10 @@
 //! eval is the identity, and the mask depends only on (seed, call, cell).
 
 use crate::error::{Error, Result};
-use crate::layer::{leaf_layer_common, Layer, WeightVisitor, WeightVisitorMut};
+use crate::layer::{leaf_layer_common, noise_layer_common, Layer};
 use crate::layers::dropout::Dropout;
 use crate::phase::ForwardCtx;
 use crate::rng::SeedSequence;
-use crate::stochastic::Stochastic;
 use crate::tensor::Element;
 use ndarray::ArrayD;
 
@@ -191,17 +190,7 @@ impl<F: Element> Layer<F> for SpatialDropout<F> {
         self.inner.backward(dy, need_input_grad)
     }
 
-    fn visit_weights(&self, _: &str, _: bool, _: &mut WeightVisitor<'_, F>) {}
-
-    fn visit_weights_mut(&mut self, _: &str, _: bool, _: &mut WeightVisitorMut<'_, F>) {}
-
-    fn stochastic(&self) -> Option<&dyn Stochastic> {
-        Some(&self.inner)
-    }
-
-    fn stochastic_mut(&mut self) -> Option<&mut dyn Stochastic> {
-        Some(&mut self.inner)
-    }
+    noise_layer_common!(inner);
 }
 
 #[cfg(test)]

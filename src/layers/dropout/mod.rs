@@ -26,6 +26,7 @@ pub use mask::{cell_bits, drop_threshold, mask_rng, reference_mask, TIE_WINDOW};
 
 use crate::error::{Error, Result};
 use crate::layer::{leaf_layer_common, Layer, WeightVisitor, WeightVisitorMut};
+use crate::layers::noise_shape::{check_noise_shape_at_build, resolve_noise_shape};
 use crate::phase::{ForwardCtx, Phase};
 use crate::rng::{os_seed, SeedSequence};
 use crate::stochastic::{NoiseCheckpoint, NoiseStats, Stochastic};
@@ -211,23 +212,7 @@ impl<F: Element> Dropout<F> {
 
     /// The per-call mask cell shape for an input of `shape` (batch included).
     pub fn resolve_noise_shape(&self, shape: &[usize]) -> Result<Vec<usize>> {
-        let Some(noise) = &self.noise_shape else {
-            return Ok(shape.to_vec());
-        };
-        let resolved: Vec<usize> = noise
-            .iter()
-            .zip(shape.iter().chain(std::iter::repeat(&0)))
-            .map(|(n, &s)| n.unwrap_or(s))
-            .collect();
-        let fits = noise.len() == shape.len()
-            && resolved.iter().zip(shape).all(|(&n, &s)| n == s || n == 1);
-        if !fits {
-            return Err(Error::InvalidNoiseShape {
-                noise_shape: noise.clone(),
-                input_shape: shape.iter().copied().map(Some).collect(),
-            });
-        }
-        Ok(resolved)
+        resolve_noise_shape(self.noise_shape.as_deref(), shape)
     }
 
     /// Runs the layer on `x` in `phase`, outside any model. In `Eval` and at rate 0
@@ -328,22 +313,7 @@ impl<F: Element> Layer<F> for Dropout<F> {
     leaf_layer_common!();
 
     fn build(&mut self, input_shape: &[usize], seeds: &mut SeedSequence) -> Result<Vec<usize>> {
-        if let Some(noise) = &self.noise_shape {
-            // Every axis but the batch is known now: reject what can never fit.
-            let misfit = noise[1.min(noise.len())..]
-                .iter()
-                .zip(input_shape)
-                .any(|(n, &s)| n.is_some_and(|n| n != 1 && n != s));
-            if noise.len() != input_shape.len() + 1 || misfit {
-                let with_batch = std::iter::once(None)
-                    .chain(input_shape.iter().copied().map(Some))
-                    .collect();
-                return Err(Error::InvalidNoiseShape {
-                    noise_shape: noise.clone(),
-                    input_shape: with_batch,
-                });
-            }
-        }
+        check_noise_shape_at_build(self.noise_shape.as_deref(), input_shape)?;
         if !self.seed_pinned {
             self.seed = seeds.next_seed();
             self.seed_pinned = true;
