@@ -694,3 +694,81 @@ fn messages_name_the_bad_value_and_what_was_expected() {
          keeps the weights of its last good step"
     );
 }
+
+/// The other train-only layers refuse bad hyper-parameters with a typed error
+/// naming the value, never a panic (SPEC §2b, §7).
+#[test]
+fn noise_layers_reject_bad_hyper_parameters() {
+    use nncheck::{AlphaDropout, DataFormat, GaussianDropout, GaussianNoise, SpatialDropout};
+    for bad in [-0.1, f64::NAN, f64::INFINITY] {
+        assert_rejected!(
+            GaussianNoise::<f32>::new(bad),
+            Error::InvalidHyperParameter { .. }
+        );
+    }
+    for bad in [-0.1, 1.0, 1.5, f64::NAN] {
+        assert_rejected!(
+            GaussianDropout::<f32>::new(bad),
+            Error::InvalidHyperParameter { .. }
+        );
+        assert_rejected!(
+            AlphaDropout::<f32>::new(bad),
+            Error::InvalidHyperParameter { .. }
+        );
+    }
+    assert_rejected!(
+        SpatialDropout::<f32>::new(2, 1.5, DataFormat::ChannelsLast),
+        Error::InvalidRate { .. }
+    );
+    assert_rejected!(
+        SpatialDropout::<f32>::new(4, 0.5, DataFormat::ChannelsLast),
+        Error::InvalidHyperParameter { .. }
+    );
+}
+
+/// A call that fails after a Gaussian or AlphaDropout layer has drawn its noise
+/// leaves no trace: the layer's stream and counters are put back, so the next
+/// good call draws exactly what a twin that never saw the failure draws.
+#[test]
+fn a_failed_call_puts_the_noise_layers_streams_back() {
+    use nncheck::{AlphaDropout, GaussianDropout, GaussianNoise};
+    let build = |which: usize| {
+        let noise: Box<dyn Layer<f32>> = match which {
+            0 => Box::new(GaussianNoise::new(0.3).unwrap()),
+            1 => Box::new(GaussianDropout::new(0.3).unwrap()),
+            _ => Box::new(AlphaDropout::new(0.3).unwrap()),
+        };
+        // A model takes a concrete layer; an observer that does nothing makes
+        // the boxed one concrete without changing anything it does.
+        let wrapped = nncheck::check::observed::Observed::new(noise, Box::new(|_, _, _| {}));
+        Sequential::<f32>::new("m")
+            .add(Dense::new(4))
+            .add(wrapped)
+            .add(
+                Dropout::new(0.5)
+                    .unwrap()
+                    .with_noise_shape(vec![Some(7), None]),
+            )
+            .build(&[3], Some(0))
+            .unwrap()
+    };
+    for which in 0..3 {
+        let mut model = build(which);
+        let mut twin = build(which);
+        let before = model.noise_stats();
+        // A batch of 4 does not fit the pinned batch of 7: the dropout behind
+        // the noise layer refuses it, after the noise layer has drawn.
+        assert_rejected!(
+            model.call(&data(4, 3), Phase::Train),
+            Error::InvalidNoiseShape { .. }
+        );
+        assert_eq!(model.noise_stats(), before, "layer {which}: counters moved");
+        let good = data(7, 3);
+        let y = model.call(&good, Phase::Train).unwrap();
+        let y_twin = twin.call(&good, Phase::Train).unwrap();
+        assert!(
+            bits_equal(&y, &y_twin),
+            "layer {which}: the failed call moved the noise stream"
+        );
+    }
+}
