@@ -49,6 +49,15 @@ fn accepted(report: CheckReport) {
     );
 }
 
+/// `rejected` for a broken twin, `accepted` for the real implementation.
+fn judged(report: CheckReport, broken: bool) {
+    if broken {
+        rejected(report)
+    } else {
+        accepted(report)
+    }
+}
+
 /// What a broken dropout does differently.
 #[derive(Clone, Copy)]
 enum Flaw {
@@ -498,16 +507,14 @@ fn batchnorm_statistics_updated_while_frozen_are_rejected() {
     ] {
         let before = ModelSnapshot::of_subtree(&model, "model/base");
         model.fit(&x, &y, &fit_cfg()).unwrap();
-        let report = check_frozen_weights_unchanged(
-            name,
-            &before,
-            &ModelSnapshot::of_subtree(&model, "model/base"),
+        judged(
+            check_frozen_weights_unchanged(
+                name,
+                &before,
+                &ModelSnapshot::of_subtree(&model, "model/base"),
+            ),
+            broken,
         );
-        if broken {
-            rejected(report)
-        } else {
-            accepted(report)
-        }
     }
 }
 
@@ -680,16 +687,14 @@ fn a_frozen_model_whose_dropout_sleeps_in_fit_is_rejected() {
         let mut model = model_with_base_pinned(pin);
         let before = ModelSnapshot::of_subtree(&model, "model/base");
         model.fit(&x, &y, &fit_cfg()).unwrap();
-        let report = check_frozen_model_dropout_active_in_fit(
-            name,
-            &before,
-            &ModelSnapshot::of_subtree(&model, "model/base"),
+        judged(
+            check_frozen_model_dropout_active_in_fit(
+                name,
+                &before,
+                &ModelSnapshot::of_subtree(&model, "model/base"),
+            ),
+            broken,
         );
-        if broken {
-            rejected(report)
-        } else {
-            accepted(report)
-        }
     }
 }
 
@@ -702,16 +707,14 @@ fn dropout_active_in_predict_or_evaluate_is_rejected() {
         let before = ModelSnapshot::of_subtree(&model, "model/base");
         model.predict(&x).unwrap();
         model.evaluate(&x, &y).unwrap();
-        let report = check_dropout_inactive_in_predict_evaluate(
-            name,
-            &before,
-            &ModelSnapshot::of_subtree(&model, "model/base"),
+        judged(
+            check_dropout_inactive_in_predict_evaluate(
+                name,
+                &before,
+                &ModelSnapshot::of_subtree(&model, "model/base"),
+            ),
+            broken,
         );
-        if broken {
-            rejected(report)
-        } else {
-            accepted(report)
-        }
     }
 }
 

@@ -276,70 +276,18 @@ enum PhaseFault {
 }
 
 /// A real noise layer whose forward sees a wrong phase.
-struct PhaseTwin {
-    inner: Box<dyn Layer<f32>>,
-    fault: PhaseFault,
-}
-
-impl Layer<f32> for PhaseTwin {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn set_name(&mut self, name: String) {
-        self.inner.set_name(name);
-    }
-    fn build(
-        &mut self,
-        shape: &[usize],
-        seeds: &mut nncheck::rng::SeedSequence,
-    ) -> nncheck::Result<Vec<usize>> {
-        self.inner.build(shape, seeds)
-    }
-    fn forward(
-        &mut self,
-        x: ArrayD<f32>,
-        ctx: nncheck::phase::ForwardCtx,
-    ) -> nncheck::Result<ArrayD<f32>> {
-        let phase = match self.fault {
-            PhaseFault::SleepsWhenFrozen if !ctx.path_trainable => Phase::Eval,
-            PhaseFault::NoisyInPredict => Phase::Train,
-            _ => ctx.phase,
-        };
-        self.inner
-            .forward(x, nncheck::phase::ForwardCtx { phase, ..ctx })
-    }
-    fn backward(&mut self, dy: ArrayD<f32>, need: bool) -> nncheck::Result<Option<ArrayD<f32>>> {
-        self.inner.backward(dy, need)
-    }
-    fn trainable(&self) -> bool {
-        self.inner.trainable()
-    }
-    fn set_trainable(&mut self, trainable: bool) {
-        self.inner.set_trainable(trainable);
-    }
-    fn visit_weights(&self, p: &str, t: bool, f: &mut nncheck::layer::WeightVisitor<'_, f32>) {
-        self.inner.visit_weights(p, t, f);
-    }
-    fn visit_weights_mut(
-        &mut self,
-        p: &str,
-        t: bool,
-        f: &mut nncheck::layer::WeightVisitorMut<'_, f32>,
-    ) {
-        self.inner.visit_weights_mut(p, t, f);
-    }
-    fn visit_layers(&self, p: &str, f: &mut nncheck::layer::LayerVisitor<'_, f32>) {
-        self.inner.visit_layers(p, f);
-    }
-    fn visit_layers_mut(&mut self, p: &str, f: &mut nncheck::layer::LayerVisitorMut<'_, f32>) {
-        self.inner.visit_layers_mut(p, f);
-    }
-    fn stochastic(&self) -> Option<&dyn nncheck::Stochastic> {
-        self.inner.stochastic()
-    }
-    fn stochastic_mut(&mut self) -> Option<&mut dyn nncheck::Stochastic> {
-        self.inner.stochastic_mut()
-    }
+fn phase_twin(inner: Box<dyn Layer<f32>>, fault: PhaseFault) -> Box<dyn Layer<f32>> {
+    Box::new(nncheck::check::observed::Observed::with_forward(
+        inner,
+        Box::new(move |layer, x, ctx| {
+            let phase = match fault {
+                PhaseFault::SleepsWhenFrozen if !ctx.path_trainable => Phase::Eval,
+                PhaseFault::NoisyInPredict => Phase::Train,
+                _ => ctx.phase,
+            };
+            layer.forward(x, nncheck::phase::ForwardCtx { phase, ..ctx })
+        }),
+    ))
 }
 
 fn noise_layers() -> Vec<(&'static str, Box<dyn Layer<f32>>)> {
@@ -369,7 +317,7 @@ fn noise_in_a_frozen_fit_is_judged_from_what_the_layer_did() {
     }
     for fault in [PhaseFault::SleepsWhenFrozen, PhaseFault::NoisyInPredict] {
         for (name, inner) in noise_layers() {
-            let twin = Box::new(PhaseTwin { inner, fault });
+            let twin = phase_twin(inner, fault);
             let r = check_noise_layer_in_frozen_fit(name, twin, 3);
             println!("{}", r.line());
             assert!(!r.pass, "{name}: a twin passed: {}", r.line());

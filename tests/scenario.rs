@@ -83,81 +83,28 @@ fn the_report_fails_with_a_broken_dropout_injected() {
     );
 }
 
-/// A dropout that keeps dropping in `Eval`: the report's predict check fails.
-struct DropoutActiveInEval(nncheck::Dropout<f32>);
-
-impl nncheck::Layer<f32> for DropoutActiveInEval {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn set_name(&mut self, name: String) {
-        self.0.set_name(name);
-    }
-    fn build(
-        &mut self,
-        shape: &[usize],
-        seeds: &mut nncheck::rng::SeedSequence,
-    ) -> nncheck::Result<Vec<usize>> {
-        self.0.build(shape, seeds)
-    }
-    fn forward(
-        &mut self,
-        x: ndarray::ArrayD<f32>,
-        ctx: nncheck::phase::ForwardCtx,
-    ) -> nncheck::Result<ndarray::ArrayD<f32>> {
-        let train = nncheck::phase::ForwardCtx {
-            phase: nncheck::Phase::Train,
-            ..ctx
-        };
-        self.0.forward(x, train)
-    }
-    fn backward(
-        &mut self,
-        dy: ndarray::ArrayD<f32>,
-        need: bool,
-    ) -> nncheck::Result<Option<ndarray::ArrayD<f32>>> {
-        self.0.backward(dy, need)
-    }
-    fn trainable(&self) -> bool {
-        self.0.trainable()
-    }
-    fn set_trainable(&mut self, trainable: bool) {
-        self.0.set_trainable(trainable);
-    }
-    fn visit_weights(&self, _: &str, _: bool, _: &mut nncheck::layer::WeightVisitor<'_, f32>) {}
-    fn visit_weights_mut(
-        &mut self,
-        _: &str,
-        _: bool,
-        _: &mut nncheck::layer::WeightVisitorMut<'_, f32>,
-    ) {
-    }
-    fn visit_layers(&self, prefix: &str, f: &mut nncheck::layer::LayerVisitor<'_, f32>) {
-        f(&nncheck::layer::join_path(prefix, self.name()), self);
-    }
-    fn visit_layers_mut(&mut self, prefix: &str, f: &mut nncheck::layer::LayerVisitorMut<'_, f32>) {
-        let path = nncheck::layer::join_path(prefix, self.name());
-        f(&path, self);
-    }
-    fn stochastic(&self) -> Option<&dyn nncheck::Stochastic> {
-        Some(&self.0)
-    }
-    fn stochastic_mut(&mut self) -> Option<&mut dyn nncheck::Stochastic> {
-        Some(&mut self.0)
-    }
-}
-
 /// The predict check can fail: a dropout still active in `Eval` differs from its
 /// input in predict, at every dropout position, and the eval check of the toy fails.
 #[test]
 fn the_report_fails_with_a_dropout_active_in_eval() {
     let cfg = small(0.5, 42);
     let active = |rate: f64, seed: Option<u64>| -> nncheck::Result<Box<dyn nncheck::Layer<f32>>> {
+        // A dropout that keeps dropping in `Eval`.
         let d = nncheck::Dropout::new(rate)?;
-        Ok(Box::new(DropoutActiveInEval(match seed {
+        let d = match seed {
             Some(s) => d.with_seed(s),
             None => d,
-        })))
+        };
+        Ok(Box::new(nncheck::check::observed::Observed::with_forward(
+            Box::new(d),
+            Box::new(|layer, x, ctx| {
+                let train = nncheck::phase::ForwardCtx {
+                    phase: nncheck::Phase::Train,
+                    ..ctx
+                };
+                layer.forward(x, train)
+            }),
+        )))
     };
     let outcome = nncheck::scenario::run_with(&cfg, &active).unwrap();
     let failed: Vec<&str> = outcome

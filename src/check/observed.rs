@@ -2,6 +2,8 @@
 //! the input and the output. To the model the wrapper is its inner layer (same
 //! name, path, weights and random state), so a check can judge what a layer did
 //! inside a model, not what it claims (SPEC §2, §2b: the report judges outputs).
+//! The same wrapper with a forward of its own ([`Observed::with_forward`]) makes a
+//! deliberately broken twin of any layer, for showing that a check can fail.
 
 use crate::error::Result;
 use crate::layer::{Layer, LayerVisitor, LayerVisitorMut, WeightVisitor, WeightVisitorMut};
@@ -13,6 +15,11 @@ use ndarray::ArrayD;
 
 /// What an [`Observed`] layer shows of each forward call: phase, input, output.
 pub type ForwardObserver<F> = Box<dyn FnMut(Phase, &ArrayD<F>, &ArrayD<F>) + Send>;
+
+/// A forward in place of the inner layer's: it gets the inner layer, the input
+/// and the context, and returns the output.
+pub type ForwardHook<F> =
+    Box<dyn FnMut(&mut dyn Layer<F>, ArrayD<F>, ForwardCtx) -> Result<ArrayD<F>> + Send>;
 
 /// `inner`, with `observer` called after each of its forward calls.
 ///
@@ -32,7 +39,7 @@ pub type ForwardObserver<F> = Box<dyn FnMut(Phase, &ArrayD<F>, &ArrayD<F>) + Sen
 /// ```
 pub struct Observed<F: Element> {
     inner: Box<dyn Layer<F>>,
-    observer: ForwardObserver<F>,
+    forward: ForwardHook<F>,
 }
 
 impl<F: Element> std::fmt::Debug for Observed<F> {
@@ -45,8 +52,34 @@ impl<F: Element> std::fmt::Debug for Observed<F> {
 
 impl<F: Element> Observed<F> {
     /// Wraps `inner`; `observer` sees each forward call's phase, input and output.
-    pub fn new(inner: Box<dyn Layer<F>>, observer: ForwardObserver<F>) -> Self {
-        Observed { inner, observer }
+    pub fn new(inner: Box<dyn Layer<F>>, mut observer: ForwardObserver<F>) -> Self {
+        let forward = move |layer: &mut dyn Layer<F>, x: ArrayD<F>, ctx: ForwardCtx| {
+            // The inner layer may consume its input (eval dropout returns it), so
+            // the observer gets a copy taken before the call.
+            let input = x.clone();
+            let y = layer.forward(x, ctx)?;
+            observer(ctx.phase, &input, &y);
+            Ok(y)
+        };
+        Self::with_forward(inner, Box::new(forward))
+    }
+
+    /// Wraps `inner` with `forward` run in place of its own: a broken twin.
+    ///
+    /// ```
+    /// use nncheck::check::observed::Observed;
+    /// use nncheck::{Dropout, Layer, Phase, phase::ForwardCtx};
+    /// use ndarray::ArrayD;
+    /// // A dropout that keeps dropping in Eval.
+    /// let mut twin = Observed::with_forward(
+    ///     Box::new(Dropout::<f32>::new(0.5).unwrap().with_seed(1)),
+    ///     Box::new(|layer, x, ctx| layer.forward(x, ForwardCtx { phase: Phase::Train, ..ctx })),
+    /// );
+    /// let y = twin.forward(ArrayD::ones(vec![64]), ForwardCtx::top(Phase::Eval)).unwrap();
+    /// assert!(y.iter().any(|&v| v == 0.0));
+    /// ```
+    pub fn with_forward(inner: Box<dyn Layer<F>>, forward: ForwardHook<F>) -> Self {
+        Observed { inner, forward }
     }
 }
 
@@ -61,12 +94,7 @@ impl<F: Element> Layer<F> for Observed<F> {
         self.inner.build(input_shape, seeds)
     }
     fn forward(&mut self, x: ArrayD<F>, ctx: ForwardCtx) -> Result<ArrayD<F>> {
-        // The inner layer may consume its input (eval dropout returns it), so the
-        // observer gets a copy taken before the call.
-        let input = x.clone();
-        let y = self.inner.forward(x, ctx)?;
-        (self.observer)(ctx.phase, &input, &y);
-        Ok(y)
+        (self.forward)(self.inner.as_mut(), x, ctx)
     }
     fn backward(&mut self, dy: ArrayD<F>, need: bool) -> Result<Option<ArrayD<F>>> {
         self.inner.backward(dy, need)

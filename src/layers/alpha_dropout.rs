@@ -14,7 +14,7 @@ use crate::layer::{leaf_layer_common, noise_layer_common, Layer};
 use crate::layers::dropout::drop_threshold;
 use crate::layers::dropout::kernel::DropoutKernel;
 use crate::layers::noise_shape::{check_noise_shape_at_build, resolve_noise_shape};
-use crate::layers::noise_stream::NoiseStream;
+use crate::layers::noise_stream::{rate_below_one, NoiseStream};
 use crate::phase::{ForwardCtx, Phase};
 use crate::rng::SeedSequence;
 use crate::tensor::{checked_len, shape_mismatch, Element};
@@ -110,13 +110,7 @@ impl<F: Element> AlphaDropout<F> {
     /// A layer dropping with probability `rate` in `[0, 1)`; anything else is
     /// [`Error::InvalidHyperParameter`] naming the value.
     pub fn new(rate: f64) -> Result<Self> {
-        if !(0.0..1.0).contains(&rate) {
-            return Err(Error::InvalidHyperParameter {
-                name: "AlphaDropout rate",
-                value: rate,
-                expected: "a number in [0, 1)",
-            });
-        }
+        let rate = rate_below_one("AlphaDropout rate", rate)?;
         let (a, b, alpha_p) = affine(rate);
         let (a, b, alpha_p) = (F::round_from(a), F::round_from(b), F::round_from(alpha_p));
         Ok(AlphaDropout {

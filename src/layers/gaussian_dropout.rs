@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::layer::{leaf_layer_common, noise_layer_common, Layer};
-use crate::layers::noise_stream::{standard_normals, NoiseStream};
+use crate::layers::noise_stream::{rate_below_one, standard_normals, NoiseStream};
 use crate::phase::{ForwardCtx, Phase};
 use crate::rng::SeedSequence;
 use crate::tensor::{checked_len, shape_mismatch, Element};
@@ -65,13 +65,7 @@ impl<F: Element> GaussianDropout<F> {
     /// in `[0, 1)`; anything else (1, NaN, infinities, negatives) is
     /// [`Error::InvalidHyperParameter`] naming the value.
     pub fn new(rate: f64) -> Result<Self> {
-        if !(0.0..1.0).contains(&rate) {
-            return Err(Error::InvalidHyperParameter {
-                name: "GaussianDropout rate",
-                value: rate,
-                expected: "a number in [0, 1)",
-            });
-        }
+        let rate = rate_below_one("GaussianDropout rate", rate)?;
         Ok(GaussianDropout {
             name: "gaussian_dropout".into(),
             trainable: true,

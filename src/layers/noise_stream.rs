@@ -11,6 +11,7 @@
 //! split; blocks of their own, each far more than long enough, can be computed
 //! in any order or on any thread and give the same numbers.
 
+use crate::error::{Error, Result};
 use crate::rng::{os_seed, SeedSequence};
 use crate::stochastic::{NoiseCheckpoint, NoiseStats, Stochastic};
 use rand::SeedableRng;
@@ -41,6 +42,20 @@ pub fn standard_normals(seed: u64, call: u64, n: usize) -> Vec<f64> {
         out.extend((0..len).map(|_| -> f64 { StandardNormal.sample(&mut rng) }));
     }
     out
+}
+
+/// `rate` when it lies in `[0, 1)`, the range of GaussianDropout and
+/// AlphaDropout (rate 1 has no finite noise), else the typed error naming it.
+pub(crate) fn rate_below_one(name: &'static str, rate: f64) -> Result<f64> {
+    if (0.0..1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(Error::InvalidHyperParameter {
+            name,
+            value: rate,
+            expected: "a number in [0, 1)",
+        })
+    }
 }
 
 /// A noise layer's seed, call count and counters: its [`Stochastic`] face.
