@@ -4,7 +4,7 @@
 //! Invariants served: in `Eval` (and at rate 0) the output *is* the input, bit
 //! for bit and without a copy; in `Train` element `i` of call `k` becomes `x * m`
 //! with `m = 1 + s * z` computed in f64 and rounded once to the element type,
-//! `s = sqrt(rate / (1 - rate))` and `z` = [`standard_normals`]`(seed, k, n)[i]`.
+//! `s = sqrt(rate / (1 - rate))` and `z` the `i`-th of [`standard_normals`]`(seed, k, n)`.
 //! Backward is `dy * m` with the forward's `m`, recomputed from the forward's
 //! `(seed, call)` rather than stored, since it depends on nothing else.
 
@@ -112,9 +112,7 @@ impl<F: Element> GaussianDropout<F> {
     /// The multipliers of call `call` of a layer seeded `seed`, for `n` elements.
     fn multipliers(&self, seed: u64, call: u64, n: usize) -> impl Iterator<Item = F> {
         let stddev = self.stddev;
-        standard_normals(seed, call, n)
-            .into_iter()
-            .map(move |z| F::round_from(1.0 + stddev * z))
+        standard_normals(seed, call, n).map(move |z| F::round_from(1.0 + stddev * z))
     }
 }
 

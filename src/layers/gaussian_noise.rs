@@ -3,7 +3,7 @@
 //! Invariants served: in `Eval` (and at `stddev = 0`) the output *is* the input,
 //! bit for bit and without a copy; in `Train` element `i` of call `k` becomes
 //! `x + e` with `e = stddev * z` rounded once to the element type, `z` being
-//! [`standard_normals`]`(seed, k, n)[i]`, so the noise depends only on
+//! the `i`-th of [`standard_normals`]`(seed, k, n)`, so the noise depends only on
 //! `(seed, k, i)`. Backward passes `dy` through unchanged.
 
 use crate::error::{Error, Result};

@@ -23,25 +23,25 @@ pub const NORMAL_BLOCK: usize = 4096;
 
 /// The standard-normal draws of call `call` of a layer seeded `seed`, for
 /// elements `0..n` in row-major order: the definition every Gaussian layer uses.
+/// Drawn as they are consumed, so a forward allocates no buffer for them.
 ///
 /// ```
 /// use nncheck::layers::noise_stream::standard_normals;
-/// let a = standard_normals(7, 0, 10_000);
-/// assert_eq!(a, standard_normals(7, 0, 10_000));
-/// assert_ne!(a, standard_normals(7, 1, 10_000));
+/// let a: Vec<f64> = standard_normals(7, 0, 10_000).collect();
+/// assert_eq!(a, standard_normals(7, 0, 10_000).collect::<Vec<_>>());
+/// assert_ne!(a, standard_normals(7, 1, 10_000).collect::<Vec<_>>());
 /// // A prefix is the same numbers: the draws do not depend on the batch size.
-/// assert_eq!(&a[..5000], &standard_normals(7, 0, 5000)[..]);
+/// assert!(standard_normals(7, 0, 5000).eq(a[..5000].iter().copied()));
 /// ```
-pub fn standard_normals(seed: u64, call: u64, n: usize) -> Vec<f64> {
-    let mut out = Vec::with_capacity(n);
+pub fn standard_normals(seed: u64, call: u64, n: usize) -> impl Iterator<Item = f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(call);
-    for block in 0..n.div_ceil(NORMAL_BLOCK) {
-        rng.set_word_pos((block as u128) << 32);
-        let len = NORMAL_BLOCK.min(n - block * NORMAL_BLOCK);
-        out.extend((0..len).map(|_| -> f64 { StandardNormal.sample(&mut rng) }));
-    }
-    out
+    (0..n).map(move |i| {
+        if i % NORMAL_BLOCK == 0 {
+            rng.set_word_pos(((i / NORMAL_BLOCK) as u128) << 32);
+        }
+        StandardNormal.sample(&mut rng)
+    })
 }
 
 /// `rate` when it lies in `[0, 1)`, the range of GaussianDropout and
