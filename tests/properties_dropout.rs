@@ -10,6 +10,7 @@ use ndarray::ArrayD;
 use nncheck::check::battery::{dropout_battery, noise_battery};
 use nncheck::check::cases::DropoutCase;
 use nncheck::check::stats::DEFAULT_ALPHA;
+use nncheck::check::CoreDropout;
 use nncheck::{Dropout, Error, Phase};
 use proptest::prelude::*;
 
@@ -23,7 +24,7 @@ proptest! {
 
     #[test]
     fn dropout_battery_passes(case in cases()) {
-        for r in &dropout_battery(&case, DEFAULT_ALPHA).unwrap() {
+        for r in &dropout_battery(&CoreDropout, &case, DEFAULT_ALPHA) {
             prop_assert!(r.pass, "{}", r.line());
         }
     }
@@ -66,7 +67,7 @@ fn the_battery_passes_at_rate_one_thousandth_on_a_small_rank_3_input() {
         shape: vec![4, 2, 8],
         seed: 3392746432060426406,
     };
-    for r in &dropout_battery(&case, DEFAULT_ALPHA).unwrap() {
+    for r in &dropout_battery(&CoreDropout, &case, DEFAULT_ALPHA) {
         assert!(r.pass, "{}", r.line());
     }
 }

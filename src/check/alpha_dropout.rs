@@ -123,6 +123,8 @@ pub fn check_alpha_dropout_drop_rate<F: Element>(
             )
         }),
         pass: draws > 0 && (lo..=hi).contains(&dropped),
+        kind: crate::check::report::RecordKind::Invariant,
+        not_applicable: None,
     }
 }
 
@@ -186,6 +188,8 @@ pub fn check_alpha_dropout_moments<F: Element>(
                 power / count.sqrt()
             )),
             pass: mean.abs() <= mean_bound,
+            kind: crate::check::report::RecordKind::Invariant,
+            not_applicable: None,
         },
         CheckReport {
             check: "alpha_dropout_variance".into(),
@@ -202,6 +206,8 @@ pub fn check_alpha_dropout_moments<F: Element>(
                 power * var_sd
             )),
             pass: (var - 1.0).abs() <= z * var_sd,
+            kind: crate::check::report::RecordKind::Invariant,
+            not_applicable: None,
         },
     ]
 }

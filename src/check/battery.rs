@@ -1,27 +1,40 @@
 //! The whole battery of checks on one generated configuration.
 //!
-//! `nncheck verify` and the property tests both call these functions, so every
-//! invariant is checked in exactly one way: [`dropout_battery`] for SPEC §2,
-//! [`noise_battery`] for the other train-only layers of SPEC §2b, and
-//! [`training_battery`] for SPEC §3–§5.
+//! `nncheck verify`, `nncheck conform` and the property tests all call these
+//! functions, so every invariant is checked in exactly one way:
+//! [`dropout_battery`] for SPEC §2 and [`training_battery`] for SPEC §3–§4 take a
+//! subject (nncheck's own core, another framework through an adapter, or a
+//! deliberately broken twin); [`noise_battery`] for the other train-only layers
+//! of SPEC §2b and [`core_training_battery`] for what only the core's internals
+//! show run on the core.
 
 use super::alpha_dropout::{
     check_alpha_dropout_drop_rate, check_alpha_dropout_exact, check_alpha_dropout_moments,
 };
 use super::batch_norm::check_frozen_batchnorm_inference_mode;
 use super::cases::{DropoutCase, TrainingCase};
+use super::conventions::{
+    catching, check_dropped_negative_sign, check_invalid_rates_refused, check_rate_one,
+    check_special_values,
+};
 use super::determinism::check_predict_deterministic;
 use super::dropout::{
-    check_backward_uses_forward_mask, check_eval_identity, check_neighbours_independent,
-    check_noise_shape_cells_shared, check_per_position_uniformity,
-    check_rate_one_all_positive_zero, check_successive_calls_independent, check_train_call_exact,
-    check_train_drop_rate,
+    check_backward_uses_forward_mask, check_counters_match_output, check_eval_identity,
+    check_neighbours_independent, check_noise_shape_cells_shared, check_per_position_uniformity,
+    check_successive_calls_independent, check_train_call_exact, check_train_drop_rate,
 };
 use super::frozen::{
     check_freeze_is_recursive, check_frozen_optimizer_slots_unchanged,
     check_frozen_weights_unchanged, check_gradient_passes_frozen_layer,
     check_trainable_weights_changed,
 };
+use super::frozen_subject::{
+    check_freeze_is_recursive as subject_freeze_is_recursive, check_frozen_base,
+    check_frozen_model_dropout_active_in_fit as subject_dropout_active_in_fit,
+    check_gradient_passes_frozen_layer as subject_gradient_passes_frozen_layer,
+    check_inference_deterministic, check_unfreeze_takes_effect,
+};
+use super::model_subject::{ModelSpec, ModelSubject};
 use super::noise::{
     check_eval_identity_bits, check_gaussian_dropout, check_gaussian_noise, special_values_f32,
 };
@@ -31,9 +44,10 @@ use super::phase::{
     check_pin_stays_in_subtree,
 };
 use super::report::CheckReport;
-use super::seeding::check_seeded_masks_reproducible;
+use super::seeding::{check_reseed_reproducible, check_seeded_masks_reproducible};
 use super::snapshot::ModelSnapshot;
 use super::spatial_dropout::{check_spatial_channel_drop_rate, check_spatial_channels_exact};
+use super::subject::{BoxedDropout, Capability, DropoutSubject};
 use super::LayerAsDropout;
 use crate::error::Result;
 use crate::fit::FitConfig;
@@ -85,102 +99,217 @@ pub fn special_input(shape: &[usize], seed: u64) -> ArrayD<f32> {
     })
 }
 
-/// Every SPEC §2 check on one configuration.
-pub fn dropout_battery(case: &DropoutCase, alpha: f64) -> Result<Vec<CheckReport>> {
-    let subject = format!("Dropout({}) {:?} seed {}", case.rate, case.shape, case.seed);
-    let layer = || Dropout::<f32>::new(case.rate).map(|d| d.with_seed(case.seed));
-    let x = nonzero_input(&case.shape, case.seed ^ 1);
-    let special = special_input(&case.shape, case.seed ^ 2);
+/// Strictly positive finite values, so any zero output is a drop whatever sign
+/// convention the subject follows.
+pub fn positive_input(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    nonzero_input(shape, seed).mapv(f32::abs)
+}
+
+/// Builds a layer of `subject`, seeded where the subject can seed at build
+/// (one that cannot answers [`Error::Unsupported`](crate::Error::Unsupported)
+/// and is built unseeded); a panic becomes an error.
+pub fn build_layer(subject: &dyn DropoutSubject, rate: f64, seed: u64) -> Result<BoxedDropout> {
+    catching(&subject.name(), || match subject.build(rate, Some(seed)) {
+        Err(crate::Error::Unsupported {
+            capability: Capability::Seeding,
+        }) => subject.build(rate, None),
+        other => other,
+    })
+}
+
+/// Every SPEC §2 check on one configuration of `subject`'s dropout.
+///
+/// Invariants are judged on strictly positive inputs (any zero is a drop), so a
+/// sign convention never reads as a wrong rate; special values and the other
+/// conventions are audited apart ([`super::conventions`]). A check that needs a
+/// capability the subject lacks is reported not applicable. A panic of the
+/// subject is caught and recorded as that check's failure.
+///
+/// ```
+/// use nncheck::check::battery::dropout_battery;
+/// use nncheck::check::cases::DropoutCase;
+/// use nncheck::check::{all_pass, CoreDropout};
+/// let case = DropoutCase { rate: 0.3, shape: vec![64, 4], seed: 5 };
+/// assert!(all_pass(&dropout_battery(&CoreDropout, &case, 1e-9)));
+/// ```
+pub fn dropout_battery(
+    subject: &dyn DropoutSubject,
+    case: &DropoutCase,
+    alpha: f64,
+) -> Vec<CheckReport> {
+    let (rate, seed, shape) = (case.rate, case.seed, &case.shape[..]);
+    let name = subject.name();
+    let label = format!("{name} Dropout({rate}) {shape:?} seed {seed}");
+    let x = positive_input(shape, seed ^ 1);
+    let special = special_input(shape, seed ^ 2);
     let n = x.len().max(1);
     // At least 10^5 draws for the rate check, at most 10^6 per check.
     let calls = 100_000usize.div_ceil(n);
-    let mut reports = vec![
-        check_train_drop_rate(&subject, &mut layer()?, &x, calls, alpha),
-        check_train_call_exact(&subject, &mut layer()?, &x),
-        check_train_call_exact(
-            &format!("{subject} special values"),
-            &mut layer()?,
-            &special,
-        ),
-        check_eval_identity(
-            &format!("{subject} special values"),
-            &mut layer()?,
-            &special,
-        ),
-        check_eval_identity(
-            &format!("{subject} rate 0 train"),
-            &mut RateZeroInTrain(Dropout::new(0.0)?),
-            &special,
-        ),
-        check_backward_uses_forward_mask(
-            &subject,
-            &mut layer()?,
-            &x,
-            &nonzero_input(&case.shape, case.seed ^ 3),
-        ),
-    ];
-    reports.push(check_rate_one_all_positive_zero(
-        &subject,
-        &mut Dropout::<f32>::new(1.0)?,
-        &special,
-    ));
-    // Statistics over positions and calls, on a slice of at most 4096 positions.
     let positions = x.len().min(4096);
-    let flat = nonzero_input(&[positions], case.seed ^ 4);
-    reports.push(check_per_position_uniformity(
-        &subject,
-        &mut layer()?,
-        &flat,
-        200,
-        alpha,
+    let flat = positive_input(&[positions], seed ^ 4);
+    let pairs_input = positive_input(&[100_000], seed ^ 5);
+
+    // Each check gets a fresh layer; a build error or a panic becomes its record.
+    let mut reports = Vec::new();
+    let with_layer =
+        |check: &str, label: &str, rate: f64, f: &dyn Fn(BoxedDropout) -> Vec<CheckReport>| {
+            build_layer(subject, rate, seed)
+                .and_then(|layer| catching(&name, || Ok(f(layer))))
+                .unwrap_or_else(|e| vec![CheckReport::from_error(check, label, &e)])
+        };
+    reports.extend(with_layer("drop_rate_binomial", &label, rate, &|mut l| {
+        vec![check_train_drop_rate(&label, &mut l, &x, calls, alpha)]
+    }));
+    reports.extend(with_layer(
+        "survivors_scaled_exactly",
+        &label,
+        rate,
+        &|mut l| vec![check_train_call_exact(&label, &mut l, &x)],
     ));
-    let pairs_input = nonzero_input(&[100_000], case.seed ^ 5);
-    reports.push(check_successive_calls_independent(
-        &subject,
-        &mut layer()?,
-        &pairs_input,
-        alpha,
+    reports.extend(with_layer(
+        "special_values_kept_scaled",
+        &label,
+        rate,
+        &|mut l| {
+            check_special_values(
+                &format!("{label} special values"),
+                l.as_mut(),
+                &[64, 64],
+                seed ^ 2,
+            )
+        },
     ));
-    reports.push(check_neighbours_independent(
-        &subject,
-        &mut layer()?,
-        &pairs_input,
-        alpha,
+    reports.extend(with_layer("eval_is_identity", &label, rate, &|mut l| {
+        vec![check_eval_identity(
+            &format!("{label} special values"),
+            &mut l,
+            &special,
+        )]
+    }));
+    let rate_zero = format!("{name} Dropout(0) {shape:?} train");
+    reports.extend(with_layer("eval_is_identity", &rate_zero, 0.0, &|l| {
+        vec![check_eval_identity(
+            &rate_zero,
+            &mut RunInTrain(l),
+            &special,
+        )]
+    }));
+    reports.extend(with_layer(
+        "backward_uses_forward_mask",
+        &label,
+        rate,
+        &|mut l| {
+            vec![check_backward_uses_forward_mask(
+                &label,
+                &mut l,
+                &x,
+                &positive_input(shape, seed ^ 3),
+            )]
+        },
     ));
-    reports.push(check_seeded_masks_reproducible(
-        &subject,
-        &mut layer()?,
-        &mut layer()?,
-        &x,
-        alpha,
+    reports.extend(with_layer(
+        "dropped_negative_sign",
+        &label,
+        rate,
+        &|mut l| vec![check_dropped_negative_sign(&label, l.as_mut(), seed ^ 6)],
     ));
+    reports.extend(with_layer(
+        "counters_match_output",
+        &label,
+        rate,
+        &|mut l| vec![check_counters_match_output(&label, &mut l, &x)],
+    ));
+    reports.push(check_rate_one(subject, shape, seed ^ 7));
+    reports.push(check_invalid_rates_refused(subject, shape, seed ^ 8));
+    // Statistics over positions and calls, on a slice of at most 4096 positions.
+    reports.extend(with_layer(
+        "per_position_uniformity",
+        &label,
+        rate,
+        &|mut l| {
+            vec![check_per_position_uniformity(
+                &label, &mut l, &flat, 200, alpha,
+            )]
+        },
+    ));
+    reports.extend(with_layer(
+        "successive_calls_independent",
+        &label,
+        rate,
+        &|mut l| {
+            vec![check_successive_calls_independent(
+                &label,
+                &mut l,
+                &pairs_input,
+                alpha,
+            )]
+        },
+    ));
+    reports.extend(with_layer(
+        "neighbours_independent",
+        &label,
+        rate,
+        &|mut l| {
+            vec![check_neighbours_independent(
+                &label,
+                &mut l,
+                &pairs_input,
+                alpha,
+            )]
+        },
+    ));
+    reports.extend(with_layer(
+        "reseeded_masks_reproducible",
+        &label,
+        rate,
+        &|mut l| vec![check_reseed_reproducible(&label, &mut l, &x, seed, alpha)],
+    ));
+    // Two layers built with one seed draw one mask sequence, where the subject
+    // seeds at build.
+    let seeded = catching(&name, || {
+        Ok((
+            subject.build(rate, Some(seed))?,
+            subject.build(rate, Some(seed))?,
+        ))
+    });
+    reports.push(match seeded {
+        Ok((mut first, mut twin)) => catching(&name, || {
+            Ok(check_seeded_masks_reproducible(
+                &label, &mut first, &mut twin, &x, alpha,
+            ))
+        })
+        .unwrap_or_else(|e| CheckReport::from_error("seeded_masks_reproducible", &label, &e)),
+        Err(e) => CheckReport::from_error("seeded_masks_reproducible", &label, &e),
+    });
     // Axis 1 shares one mask cell; batch rows stay independent draws. An axis 1
     // of length 1 shares nothing, so the check could not fail there.
-    if case.shape.len() >= 2 && case.shape[1] > 1 {
-        let mut noise = vec![None; case.shape.len()];
+    if shape.len() >= 2 && shape[1] > 1 {
+        let mut noise = vec![None; shape.len()];
         noise[1] = Some(1);
-        reports.push(check_noise_shape_cells_shared(
-            &subject,
-            &mut layer()?.with_noise_shape(noise),
-            &x,
-            1,
-        ));
+        let built = catching(&name, || {
+            subject.build_with_noise_shape(rate, Some(seed), &noise)
+        });
+        reports.push(match built {
+            Ok(mut layer) => catching(&name, || {
+                Ok(check_noise_shape_cells_shared(&label, &mut layer, &x, 1))
+            })
+            .unwrap_or_else(|e| CheckReport::from_error("noise_shape_cells_shared", &label, &e)),
+            Err(e) => CheckReport::from_error("noise_shape_cells_shared", &label, &e),
+        });
     }
-    Ok(reports)
+    reports
 }
 
-/// A dropout at rate 0 run in `Train`, seen as an eval-identity subject.
-struct RateZeroInTrain(Dropout<f32>);
+/// A built layer whose every call runs in `Train`, seen as an eval-identity
+/// subject (rate 0 in `Train` is the identity, SPEC §2).
+struct RunInTrain(BoxedDropout);
 
-impl super::DropoutLike<f32> for RateZeroInTrain {
+impl super::DropoutLike<f32> for RunInTrain {
     fn rate(&self) -> f64 {
-        0.0
+        self.0.rate()
     }
     fn run(&mut self, x: ArrayD<f32>, _: Phase) -> Result<ArrayD<f32>> {
-        self.0.apply(x, Phase::Train)
-    }
-    fn run_backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
-        Ok(self.0.backward(dy, true)?.expect("requested"))
+        self.0.run(x, Phase::Train)
     }
 }
 
@@ -321,8 +450,64 @@ fn data(seed: u64, samples: usize) -> (ArrayD<f32>, ArrayD<f32>) {
     (x, y)
 }
 
-/// Every SPEC §3–§5 check on one configuration.
-pub fn training_battery(case: &TrainingCase) -> Result<Vec<CheckReport>> {
+/// The model spec a training case asks every subject to build: the case's
+/// rate, optimizer, weight decay and seed, a BatchNorm in the base, and the
+/// optimizer's learning rate.
+pub fn model_spec(case: &TrainingCase) -> ModelSpec {
+    ModelSpec {
+        rate: case.rate,
+        batch_norm: true,
+        optimizer: case.optimizer,
+        learning_rate: case.optimizer.learning_rate(),
+        weight_decay: case.weight_decay,
+        seed: case.seed,
+    }
+}
+
+/// Every frozen-model invariant of SPEC §3–§4 that a model subject can show
+/// through [`TrainableModel`](super::model_subject::TrainableModel), on one
+/// configuration. A panic of the subject is caught and recorded as a failure.
+///
+/// ```
+/// use nncheck::check::battery::training_battery;
+/// use nncheck::check::cases::TrainingCase;
+/// use nncheck::check::{all_pass, model_subject::CoreModel};
+/// let case = TrainingCase::generate(&mut nncheck::rng::chacha(3));
+/// assert!(all_pass(&training_battery(&CoreModel, &case)));
+/// ```
+pub fn training_battery(subject: &dyn ModelSubject, case: &TrainingCase) -> Vec<CheckReport> {
+    let spec = model_spec(case);
+    let name = subject.name();
+    let guarded = |check: &str, f: &dyn Fn() -> Vec<CheckReport>| {
+        catching(&name, || Ok(f()))
+            .unwrap_or_else(|e| vec![CheckReport::from_error(check, &name, &e)])
+    };
+    let mut reports = guarded("frozen_weights_unchanged", &|| {
+        check_frozen_base(subject, &spec)
+    });
+    reports.extend(guarded("frozen_model_dropout_active_in_fit", &|| {
+        vec![subject_dropout_active_in_fit(subject, &spec)]
+    }));
+    reports.extend(guarded("freeze_is_recursive", &|| {
+        vec![subject_freeze_is_recursive(subject, &spec)]
+    }));
+    reports.extend(guarded("gradient_passes_frozen_layer", &|| {
+        vec![subject_gradient_passes_frozen_layer(subject, &spec)]
+    }));
+    reports.extend(guarded("unfreeze_takes_effect_without_recompile", &|| {
+        vec![check_unfreeze_takes_effect(subject, &spec)]
+    }));
+    reports.extend(guarded("inference_deterministic", &|| {
+        vec![check_inference_deterministic(subject, &spec)]
+    }));
+    reports
+}
+
+/// The SPEC §3–§5 checks that read nncheck's internals (layer flags, dropout
+/// counters inside a model, optimizer records across `fit` epochs, phase pins,
+/// BatchNorm moving statistics), on one configuration; they complement
+/// [`training_battery`] for the core.
+pub fn core_training_battery(case: &TrainingCase) -> Result<Vec<CheckReport>> {
     let subject = format!(
         "{:?} wd {} epochs {} batch {}{}",
         case.optimizer,

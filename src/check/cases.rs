@@ -87,6 +87,22 @@ impl OptimizerKind {
         OptimizerKind::AdamW,
     ];
 
+    /// The learning rate the battery uses with this optimizer.
+    pub fn learning_rate(self) -> f64 {
+        1e-3
+    }
+
+    /// The name a report prints, e.g. `AdamW`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "SGD",
+            OptimizerKind::Momentum => "SGD momentum",
+            OptimizerKind::Nesterov => "SGD Nesterov",
+            OptimizerKind::Adam => "Adam",
+            OptimizerKind::AdamW => "AdamW",
+        }
+    }
+
     /// Compiles `model` with this optimizer (and `weight_decay` where it applies) and MSE.
     ///
     /// The learning rates are small on purpose: the battery checks invariants, not
@@ -95,6 +111,7 @@ impl OptimizerKind {
     /// `NonFiniteLoss` error, found by the property test and kept as its own test).
     pub fn compile(self, model: &mut Model<f32>, weight_decay: f64) -> Result<()> {
         const SGD_LEARNING_RATE: f64 = 1e-3;
+        debug_assert_eq!(self.learning_rate(), SGD_LEARNING_RATE);
         let loss = Loss::MeanSquaredError;
         match self {
             OptimizerKind::Sgd => {

@@ -122,6 +122,8 @@ pub fn check_drop_rate(
         alpha: Some(alpha),
         detectable,
         pass: draws > 0 && (lo..=hi).contains(&dropped),
+        kind: crate::check::report::RecordKind::Invariant,
+        not_applicable: None,
     }
 }
 
@@ -217,7 +219,7 @@ pub fn check_rate_one_all_positive_zero<F: Element>(
     }
 }
 
-/// Under a noise shape with a 1 on `axis`, one train call on nonzero `x` drops
+/// Under a noise shape with a 1 on `axis`, one train call on strictly positive `x` drops
 /// or keeps each lane along `axis` as a whole: the cells of a lane share one
 /// mask draw (SPEC §2, noise shape). `layer` is configured with that noise shape.
 pub fn check_noise_shape_cells_shared<F: Element>(
@@ -227,14 +229,13 @@ pub fn check_noise_shape_cells_shared<F: Element>(
     axis: usize,
 ) -> CheckReport {
     const CHECK: &str = "noise_shape_cells_shared";
-    let zero = F::zero().to_bits_u64();
     match layer.run(x.clone(), Phase::Train) {
         Ok(y) if y.shape() == x.shape() && axis < y.ndim() => {
             let disagreeing = y
                 .lanes(ndarray::Axis(axis))
                 .into_iter()
                 .filter(|lane| {
-                    let zeros = lane.iter().filter(|v| v.to_bits_u64() == zero).count();
+                    let zeros = lane.iter().filter(|v| v.is_zero()).count();
                     zeros != 0 && zeros != lane.len()
                 })
                 .count();
@@ -257,13 +258,15 @@ pub fn check_noise_shape_cells_shared<F: Element>(
             "0".into(),
             false,
         ),
-        Err(e) => CheckReport::errored(CHECK, subject, e),
+        Err(e) => CheckReport::from_error(CHECK, subject, &e),
     }
 }
 
-/// Runs `calls` train calls on nonzero finite `x` and checks the drop rate by
-/// the exact binomial region. Elements are counted as dropped when the output
-/// is `+0.0` (the input has no zeros, so a kept unit is never `+0.0`).
+/// Runs `calls` train calls on strictly positive finite `x` and checks the drop
+/// rate by the exact binomial region. An output equal to zero, of either sign,
+/// is a drop: the input has no zeros, so a kept unit is never zero, and the sign
+/// a subject gives a dropped unit is a convention, judged apart
+/// ([`super::conventions`]), not a wrong rate.
 pub fn check_train_drop_rate<F: Element>(
     subject: &str,
     layer: &mut impl DropoutLike<F>,
@@ -272,29 +275,28 @@ pub fn check_train_drop_rate<F: Element>(
     alpha: f64,
 ) -> CheckReport {
     let rate = layer.rate();
-    let zero = F::zero().to_bits_u64();
     let (mut draws, mut dropped) = (0u64, 0u64);
     for _ in 0..calls {
         match layer.run(x.clone(), Phase::Train) {
             Ok(y) => {
                 draws += y.len() as u64;
-                dropped += y.iter().filter(|v| v.to_bits_u64() == zero).count() as u64;
+                dropped += y.iter().filter(|v| v.is_zero()).count() as u64;
             }
-            Err(e) => return CheckReport::errored("drop_rate_binomial", subject, e),
+            Err(e) => return CheckReport::from_error("drop_rate_binomial", subject, &e),
         }
     }
     check_drop_rate(subject, draws, dropped, rate, alpha)
 }
 
-/// Drop indicators (`true` = output `+0.0`) of one train call on nonzero `x`.
+/// Drop indicators (`true` = output zero, of either sign) of one train call on
+/// strictly positive `x`.
 fn drops<F: Element>(layer: &mut impl DropoutLike<F>, x: &ArrayD<F>) -> crate::Result<Vec<bool>> {
-    let zero = F::zero().to_bits_u64();
     layer
         .run(x.clone(), Phase::Train)
-        .map(|y| y.iter().map(|v| v.to_bits_u64() == zero).collect())
+        .map(|y| y.iter().map(|v| v.is_zero()).collect())
 }
 
-/// Per-position uniformity: over `calls` train calls on nonzero `x`, each
+/// Per-position uniformity: over `calls` train calls on strictly positive `x`, each
 /// position's drop count must be Binomial(calls, rate); the chi-squared
 /// dispersion statistic over all positions is compared with its `1 - alpha`
 /// quantile. Power: positions whose rates deviate by a root-mean-square `d` raise
@@ -317,7 +319,7 @@ pub fn check_per_position_uniformity<F: Element>(
                 .iter()
                 .zip(&mut counts)
                 .for_each(|(&d, c)| *c += u64::from(d)),
-            Err(e) => return CheckReport::errored("per_position_uniformity", subject, e),
+            Err(e) => return CheckReport::from_error("per_position_uniformity", subject, &e),
         }
     }
     let (stat, p_value) = super::stats::binomial_dispersion(&counts, calls, rate);
@@ -338,6 +340,8 @@ pub fn check_per_position_uniformity<F: Element>(
             format!("RMS per-position bias >= {rms:.4} (power ~0.99)")
         }),
         pass: stat <= critical,
+        kind: crate::check::report::RecordKind::Invariant,
+        not_applicable: None,
     }
 }
 
@@ -367,6 +371,8 @@ fn check_joint_drops(
             bias / (rate * (1.0 - rate)).max(f64::MIN_POSITIVE)
         )),
         pass: n > 0 && (lo..=hi).contains(&both),
+        kind: crate::check::report::RecordKind::Invariant,
+        not_applicable: None,
     }
 }
 
@@ -384,7 +390,7 @@ pub fn check_successive_calls_independent<F: Element>(
             check_joint_drops("successive_calls_independent", subject, &pairs, rate, alpha)
         }
         (Err(e), _) | (_, Err(e)) => {
-            CheckReport::errored("successive_calls_independent", subject, e)
+            CheckReport::from_error("successive_calls_independent", subject, &e)
         }
     }
 }
@@ -402,36 +408,41 @@ pub fn check_neighbours_independent<F: Element>(
             let pairs: Vec<_> = d.chunks_exact(2).map(|p| (p[0], p[1])).collect();
             check_joint_drops("neighbours_independent", subject, &pairs, rate, alpha)
         }
-        Err(e) => CheckReport::errored("neighbours_independent", subject, e),
+        Err(e) => CheckReport::from_error("neighbours_independent", subject, &e),
     }
 }
 
-/// Backward uses the forward's mask and scale: `dx = dy * scale` where the
-/// forward kept the unit, `+0.0` where it dropped it, bit for bit.
+/// Backward uses the forward's mask and scale: on strictly positive `x` and
+/// `dy`, `dx = dy * scale` bit for bit where the forward kept the unit, and zero
+/// (either sign: the sign of a dropped gradient is a convention) where it
+/// dropped it.
 pub fn check_backward_uses_forward_mask<F: Element>(
     subject: &str,
     layer: &mut impl DropoutLike<F>,
     x: &ArrayD<F>,
     dy: &ArrayD<F>,
 ) -> CheckReport {
+    const CHECK: &str = "backward_uses_forward_mask";
     let rate = layer.rate();
     let scale: F = expected_scale(rate);
-    let zero = F::zero().to_bits_u64();
     let result = layer
         .run(x.clone(), Phase::Train)
         .and_then(|y| Ok((y, layer.run_backward(dy.clone())?)));
+    if let Err(e @ crate::Error::Unsupported { .. }) = &result {
+        return CheckReport::from_error(CHECK, subject, e);
+    }
     let (observed, pass) = match result {
         Ok((y, dx)) if dx.shape() == y.shape() => {
             let wrong = Zip::from(&y)
                 .and(&dx)
                 .and(dy)
                 .fold(0usize, |acc, &y, &dx, &g| {
-                    let expected = if y.to_bits_u64() == zero {
-                        zero
+                    let right = if y.is_zero() {
+                        dx.is_zero()
                     } else {
-                        (g * scale).to_bits_u64()
+                        dx.to_bits_u64() == (g * scale).to_bits_u64()
                     };
-                    acc + usize::from(dx.to_bits_u64() != expected)
+                    acc + usize::from(!right)
                 });
             (
                 format!("{wrong} of {} input gradients off", y.len()),
@@ -441,11 +452,41 @@ pub fn check_backward_uses_forward_mask<F: Element>(
         Ok((_, dx)) => (format!("gradient of shape {:?}", dx.shape()), false),
         Err(e) => (format!("error: {e}"), false),
     };
-    CheckReport::exact(
-        "backward_uses_forward_mask",
-        subject,
-        observed,
-        "0 off".into(),
-        pass,
-    )
+    CheckReport::exact(CHECK, subject, observed, "0 off".into(), pass)
+}
+
+/// The layer's counters agree with what its output shows: after one train call
+/// on strictly positive `x`, units seen grew by the input's size and units
+/// dropped by the zeros in the output (SPEC §2: the counters observe, they do
+/// not estimate). Not applicable to a layer without counters.
+pub fn check_counters_match_output<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+) -> CheckReport {
+    const CHECK: &str = "counters_match_output";
+    let mut run = || -> crate::Result<_> {
+        let before = layer.counters()?;
+        let y = layer.run(x.clone(), Phase::Train)?;
+        let after = layer.counters()?;
+        Ok((before, y, after))
+    };
+    match run() {
+        Ok((before, y, after)) => {
+            let zeros = y.iter().filter(|v| v.is_zero()).count() as u64;
+            let seen = after.units_seen.wrapping_sub(before.units_seen);
+            let dropped = after.units_dropped.wrapping_sub(before.units_dropped);
+            CheckReport::exact(
+                CHECK,
+                subject,
+                format!(
+                    "counted {seen} seen, {dropped} dropped; output has {} units, {zeros} zero",
+                    y.len()
+                ),
+                "seen = units, dropped = zeros".into(),
+                seen == x.len() as u64 && dropped == zeros,
+            )
+        }
+        Err(e) => CheckReport::from_error(CHECK, subject, &e),
+    }
 }

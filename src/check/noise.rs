@@ -168,6 +168,8 @@ pub fn check_normal_mean(
             detect / sd
         )),
         pass: !samples.is_empty() && (observed_mean - mean).abs() <= half_width,
+        kind: crate::check::report::RecordKind::Invariant,
+        not_applicable: None,
     }
 }
 
@@ -213,6 +215,8 @@ pub fn check_normal_variance(
             "sd off by a factor >= {up:.5} or <= {down:.5} (power 0.99)"
         )),
         pass: (lo..=hi).contains(&stat),
+        kind: crate::check::report::RecordKind::Invariant,
+        not_applicable: None,
     }
 }
 
@@ -297,6 +301,8 @@ pub fn check_normal_ks(
         alpha: Some(alpha),
         detectable: Some(format!("CDF off by >= {detect:.6} somewhere (power 0.99)")),
         pass: d <= critical,
+        kind: crate::check::report::RecordKind::Invariant,
+        not_applicable: None,
     }
 }
 

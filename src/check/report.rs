@@ -1,15 +1,49 @@
 //! The structured verdict every check returns, and how callers print it.
 //!
-//! Tests assert on `pass`; the report of the main job and `nncheck verify` print
-//! the same records as text or JSON. One check, one record, one place.
+//! Tests assert on `pass`; the report of the main job, `nncheck verify` and
+//! `nncheck conform` print the same records as text or JSON. One check, one
+//! record, one place.
+//!
+//! A record is one of four [`Verdict`]s: an invariant that held or failed, a
+//! check that could not run because the subject lacks a capability (not
+//! applicable, never a silent pass), or a convention finding (how a subject
+//! treats a case where frameworks legitimately differ, such as the sign of a
+//! dropped negative), reported apart from correctness.
 
+use crate::error::Error;
 use serde::Serialize;
+
+/// Whether a record judges correctness or reports a convention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// An invariant of SPEC: the subject meets it or it is wrong.
+    Invariant,
+    /// A convention where frameworks differ: `pass` says whether the subject
+    /// follows SPEC's choice, and a different choice is not a failure.
+    Convention,
+}
+
+/// The verdict of one record, as a scoreboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The invariant held.
+    Pass,
+    /// The invariant was violated, or the subject errored where a result was due.
+    Fail,
+    /// The check needs a capability the subject does not have; names it.
+    NotApplicable(String),
+    /// A convention finding; `true` when the subject follows SPEC's choice.
+    Convention(bool),
+}
 
 /// The verdict of one check: what was checked, what was seen, what was allowed.
 ///
 /// JSON schema (one object per check, as `nncheck verify --json` prints):
 /// `{"check": str, "subject": str, "observed": str, "bound": str,
-///   "alpha": number|null, "detectable": str|null, "pass": bool}`.
+///   "alpha": number|null, "detectable": str|null, "pass": bool,
+///   "kind": "invariant"|"convention", "not_applicable": str|null}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckReport {
     /// The invariant, e.g. `frozen_weights_unchanged`.
@@ -24,8 +58,14 @@ pub struct CheckReport {
     pub alpha: Option<f64>,
     /// The smallest bias the check detects at 99% power (statistical checks only).
     pub detectable: Option<String>,
-    /// The verdict.
+    /// The verdict: the invariant held, or the convention is SPEC's. A record
+    /// that could not run ([`not_applicable`](Self::not_applicable)) has `false`,
+    /// so a caller that asks for every record to pass never passes on nothing.
     pub pass: bool,
+    /// An invariant or a convention finding.
+    pub kind: RecordKind,
+    /// The missing capability, when the check could not run on this subject.
+    pub not_applicable: Option<String>,
 }
 
 impl CheckReport {
@@ -39,6 +79,57 @@ impl CheckReport {
             alpha: None,
             detectable: None,
             pass,
+            kind: RecordKind::Invariant,
+            not_applicable: None,
+        }
+    }
+
+    /// A convention finding: `follows_spec` when the subject made SPEC's choice.
+    pub fn convention(
+        check: &str,
+        subject: &str,
+        observed: String,
+        spec_choice: String,
+        follows_spec: bool,
+    ) -> Self {
+        CheckReport {
+            kind: RecordKind::Convention,
+            ..Self::exact(check, subject, observed, spec_choice, follows_spec)
+        }
+    }
+
+    /// A check that could not run because the subject lacks `capability`.
+    pub fn not_applicable(check: &str, subject: &str, capability: &str) -> Self {
+        CheckReport {
+            not_applicable: Some(capability.into()),
+            ..Self::exact(
+                check,
+                subject,
+                format!("not applicable: the subject has no {capability}"),
+                format!("a subject with {capability}"),
+                false,
+            )
+        }
+    }
+
+    /// The record for a check whose subject returned `error`: not applicable when
+    /// the error says a capability is missing, failed otherwise.
+    pub fn from_error(check: &str, subject: &str, error: &Error) -> Self {
+        match error {
+            Error::Unsupported { capability } => {
+                Self::not_applicable(check, subject, &capability.to_string())
+            }
+            other => Self::errored(check, subject, other),
+        }
+    }
+
+    /// This record's verdict.
+    pub fn verdict(&self) -> Verdict {
+        match (&self.not_applicable, self.kind) {
+            (Some(capability), _) => Verdict::NotApplicable(capability.clone()),
+            (None, RecordKind::Convention) => Verdict::Convention(self.pass),
+            (None, RecordKind::Invariant) if self.pass => Verdict::Pass,
+            (None, RecordKind::Invariant) => Verdict::Fail,
         }
     }
 
@@ -58,7 +149,13 @@ impl CheckReport {
     pub fn line(&self) -> String {
         let mut line = format!(
             "{} {:<34} {:<28} observed {} | expected {}",
-            if self.pass { "PASS" } else { "FAIL" },
+            match self.verdict() {
+                Verdict::Pass => "PASS",
+                Verdict::Fail => "FAIL",
+                Verdict::NotApplicable(_) => "N/A ",
+                Verdict::Convention(true) => "CONV",
+                Verdict::Convention(false) => "CONV",
+            },
             self.check,
             self.subject,
             self.observed,
@@ -74,7 +171,15 @@ impl CheckReport {
     }
 }
 
-/// True when every report passed.
+/// True when every report passed: every invariant held, every convention is
+/// SPEC's, and nothing was left not applicable. The bar for nncheck's own core.
 pub fn all_pass(reports: &[CheckReport]) -> bool {
     reports.iter().all(|r| r.pass)
+}
+
+/// True when no invariant failed: conventions may differ from SPEC's and checks
+/// may be not applicable. The bar for another implementation, whose conventions
+/// and capabilities are its own.
+pub fn no_failures(reports: &[CheckReport]) -> bool {
+    reports.iter().all(|r| r.verdict() != Verdict::Fail)
 }

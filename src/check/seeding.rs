@@ -31,7 +31,7 @@ pub fn check_seeded_masks_reproducible<F: Element>(
         twin.run(x.clone(), Phase::Train),
     ) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return CheckReport::errored(CHECK, subject, e),
+        (Err(e), _) | (_, Err(e)) => return CheckReport::from_error(CHECK, subject, &e),
     };
     let same = bits_equal(&a, &b);
     let coincide = (rate.powi(2) + (1.0 - rate).powi(2)).powf(x.len() as f64);
@@ -49,8 +49,59 @@ pub fn check_seeded_masks_reproducible<F: Element>(
     }
     let differs = match first.run(x.clone(), Phase::Train) {
         Ok(next) => !bits_equal(&a, &next),
-        Err(e) => return CheckReport::errored(CHECK, subject, e),
+        Err(e) => return CheckReport::from_error(CHECK, subject, &e),
     };
+    CheckReport::exact(
+        CHECK,
+        subject,
+        format!("same seed same output: {same}; next call differs: {differs}"),
+        "true; true".into(),
+        same && differs,
+    )
+}
+
+/// Reseeding restarts the mask stream: after `reseed(seed)` a train call on `x`
+/// gives the same output as the call after an earlier `reseed(seed)`, and the
+/// call that follows differs (SPEC §2: seeded runs repeat, successive calls
+/// draw new masks). The second comparison is skipped, and the report says so,
+/// where two independent masks would coincide with probability at least
+/// `alpha`. Not applicable to a layer that cannot be reseeded.
+pub fn check_reseed_reproducible<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+    seed: u64,
+    alpha: f64,
+) -> CheckReport {
+    const CHECK: &str = "reseeded_masks_reproducible";
+    let rate = layer.rate();
+    let mut run = || -> crate::Result<_> {
+        layer.reseed(seed)?;
+        let a = layer.run(x.clone(), Phase::Train)?;
+        layer.reseed(seed)?;
+        let b = layer.run(x.clone(), Phase::Train)?;
+        let next = layer.run(x.clone(), Phase::Train)?;
+        Ok((a, b, next))
+    };
+    let (a, b, next) = match run() {
+        Ok(r) => r,
+        Err(e) => return CheckReport::from_error(CHECK, subject, &e),
+    };
+    let same = bits_equal(&a, &b);
+    let coincide = (rate.powi(2) + (1.0 - rate).powi(2)).powf(x.len() as f64);
+    if coincide >= alpha {
+        return CheckReport::exact(
+            CHECK,
+            subject,
+            format!(
+                "same seed same output: {same}; next call not compared \
+                 (two masks coincide by chance with probability {coincide:.3e} >= alpha {alpha:e})"
+            ),
+            "true".into(),
+            same,
+        );
+    }
+    let differs = !bits_equal(&a, &next);
     CheckReport::exact(
         CHECK,
         subject,

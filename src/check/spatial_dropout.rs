@@ -150,6 +150,8 @@ pub fn check_spatial_channel_drop_rate<F: Element>(
             )
         }),
         pass: lanes > 0 && (lo..=hi).contains(&dropped),
+        kind: crate::check::report::RecordKind::Invariant,
+        not_applicable: None,
     }
 }
 

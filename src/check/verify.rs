@@ -65,11 +65,15 @@ pub fn run_case(index: usize, case: &Case, alpha: f64) -> Vec<CheckReport> {
     };
     match case {
         Case::Dropout(c) => {
-            let mut reports = ran(battery::dropout_battery(c, alpha));
+            let mut reports = battery::dropout_battery(&super::CoreDropout, c, alpha);
             reports.extend(ran(battery::noise_battery(c, alpha)));
             reports
         }
-        Case::Training(c) => ran(battery::training_battery(c)),
+        Case::Training(c) => {
+            let mut reports = battery::training_battery(&super::model_subject::CoreModel, c);
+            reports.extend(ran(battery::core_training_battery(c)));
+            reports
+        }
     }
 }
 

@@ -1,0 +1,305 @@
+//! Where dropout implementations legitimately differ, measured and reported
+//! apart from correctness: the sign of a dropped negative, what a dropped NaN,
+//! infinity or `-0.0` becomes, whether rate 1 is accepted, and what happens to
+//! an invalid rate. SPEC §2 makes one choice for each (`+0.0` for every drop,
+//! rate 1 accepted, invalid rates refused); a subject that chooses otherwise gets
+//! a convention record with the observed figure, never a failure, unless the
+//! choice breaks an invariant (a kept unit not scaled exactly, rate 1 keeping a
+//! unit).
+//!
+//! Dropped NaN and `-0.0` inputs cannot be told from kept ones by the output
+//! alone (`NaN * 0` and `NaN * scale` are both NaN; `-0.0 * scale` is `-0.0`),
+//! so the special-value audit reads the mask: from the subject's last mask where
+//! it shows one, else from a backward pass of ones (the gradient is the scale
+//! where kept and zero where dropped), else it audits only what the output
+//! shows and says so.
+
+use super::battery::{positive_input, special_input};
+use super::dropout::expected_scale;
+use super::report::CheckReport;
+use super::subject::{DropoutLike, DropoutSubject};
+use crate::error::{Error, Result};
+use crate::phase::Phase;
+use ndarray::ArrayD;
+
+/// Runs `f`, turning a panic into [`Error::Subject`] with the panic's message:
+/// some frameworks refuse bad input by panicking, which is a finding, not a
+/// crash of the harness.
+pub fn catching<T>(subject: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic without a message".into());
+        Err(Error::Subject {
+            subject: subject.into(),
+            message: format!("panicked: {message}"),
+        })
+    })
+}
+
+/// Dropped negatives are `+0.0` (SPEC's choice); `x * mask` implementations give
+/// `-0.0`. Judged on 10^4 strictly negative finite inputs, where any zero
+/// output is a drop.
+pub fn check_dropped_negative_sign(
+    label: &str,
+    layer: &mut dyn DropoutLike<f32>,
+    seed: u64,
+) -> CheckReport {
+    const CHECK: &str = "dropped_negative_sign";
+    let x = positive_input(&[10_000], seed).mapv(|v| -v);
+    match layer.run(x, Phase::Train) {
+        Ok(y) => {
+            let dropped = y.iter().filter(|v| **v == 0.0).count();
+            let negative = y
+                .iter()
+                .filter(|v| **v == 0.0 && v.is_sign_negative())
+                .count();
+            CheckReport::convention(
+                CHECK,
+                label,
+                format!("{negative} of {dropped} dropped negatives are -0.0"),
+                "every dropped unit is +0.0".into(),
+                negative == 0,
+            )
+        }
+        Err(e) => CheckReport::from_error(CHECK, label, &e),
+    }
+}
+
+/// Where the keep mask of the last train call came from.
+/// The keep mask of the last train call in logical order, and where it came
+/// from; `reseeded` says the call ran right after `reseed(seed)`.
+fn mask_of_last_call(
+    layer: &mut dyn DropoutLike<f32>,
+    shape: &[usize],
+    seed: u64,
+    reseeded: bool,
+) -> (Option<Vec<bool>>, &'static str) {
+    if let Ok(mask) = layer.last_mask() {
+        if mask.shape() == shape {
+            return (Some(mask.iter().copied().collect()), "mask");
+        }
+    }
+    if let Ok(dx) = layer.run_backward(ArrayD::ones(shape.to_vec())) {
+        if dx.shape() == shape {
+            let mask = dx.iter().map(|g| *g != 0.0).collect();
+            return (Some(mask), "mask read from the backward pass");
+        }
+    }
+    // The same seed on positive input draws the same mask, where seeding exists.
+    if reseeded && layer.reseed(seed).is_ok() {
+        if let Ok(y) = layer.run(positive_input(shape, seed), Phase::Train) {
+            if y.shape() == shape {
+                let mask = y.iter().map(|v| *v != 0.0).collect();
+                return (
+                    Some(mask),
+                    "mask read from a same-seed call on positive input",
+                );
+            }
+        }
+    }
+    (None, "output only: no mask, backward pass or seeding")
+}
+
+fn class(v: f32) -> &'static str {
+    if v.is_nan() {
+        "NaN"
+    } else if v == f32::INFINITY {
+        "+inf"
+    } else if v == f32::NEG_INFINITY {
+        "-inf"
+    } else if v == 0.0 && v.is_sign_negative() {
+        "-0.0"
+    } else if v == 0.0 {
+        "+0.0"
+    } else {
+        "finite"
+    }
+}
+
+/// One train call on special values (NaN with a payload, both infinities,
+/// `-0.0`, subnormals, extremes), judged through the mask: two records.
+///
+/// - `special_values_kept_scaled` (invariant): every kept unit is `x * scale`
+///   bit for bit, NaN staying NaN; where no mask can be read, the units whose
+///   output proves them kept (finite nonzero output) are judged.
+/// - `dropped_special_values` (convention): what dropped NaN, infinities and
+///   `-0.0` became; SPEC's choice is `+0.0` for each. Without any way to read
+///   the mask only the drops the output shows (a finite nonzero input that
+///   became zero, an infinity that became NaN or zero) are seen, and the
+///   record says so.
+pub fn check_special_values(
+    label: &str,
+    layer: &mut dyn DropoutLike<f32>,
+    shape: &[usize],
+    seed: u64,
+) -> Vec<CheckReport> {
+    let x = special_input(shape, seed);
+    let reseeded = layer.reseed(seed).is_ok();
+    let y = match layer.run(x.clone(), Phase::Train) {
+        Ok(y) if y.shape() == x.shape() => y,
+        Ok(y) => {
+            let e = format!("output shape {:?} for input {:?}", y.shape(), x.shape());
+            return vec![
+                CheckReport::errored("special_values_kept_scaled", label, &e),
+                CheckReport::errored("dropped_special_values", label, &e),
+            ];
+        }
+        Err(e) => {
+            return vec![
+                CheckReport::from_error("special_values_kept_scaled", label, &e),
+                CheckReport::from_error("dropped_special_values", label, &e),
+            ]
+        }
+    };
+    let scale: f32 = expected_scale(layer.rate());
+    let (mask, source) = mask_of_last_call(layer, shape, seed, reseeded);
+    let mut kept_wrong = 0usize;
+    let mut kept_judged = 0usize;
+    // (input class, output class) -> count, for the drops seen.
+    let mut drops: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+    for (i, (&xi, &yi)) in x.iter().zip(y.iter()).enumerate() {
+        let expected = xi * scale;
+        let kept = match &mask {
+            Some(m) => m[i],
+            // Without a mask, only a finite nonzero output proves a keep, and
+            // only a zero or NaN output from a non-NaN input proves a drop.
+            None => {
+                if yi.is_finite() && yi != 0.0 {
+                    true
+                } else if !xi.is_nan() && class(yi) != class(expected) {
+                    false
+                } else {
+                    continue;
+                }
+            }
+        };
+        if kept {
+            kept_judged += 1;
+            let right = if expected.is_nan() {
+                yi.is_nan()
+            } else {
+                yi.to_bits() == expected.to_bits()
+            };
+            kept_wrong += usize::from(!right);
+        } else if !xi.is_finite() || xi == 0.0 {
+            *drops.entry((class(xi), class(yi))).or_default() += 1;
+        } else if yi.to_bits() != 0 {
+            *drops.entry(("finite", class(yi))).or_default() += 1;
+        }
+    }
+    let dropped_seen: Vec<String> = drops
+        .iter()
+        .filter(|((from, to), _)| *to != "+0.0" || *from != "finite")
+        .map(|((from, to), n)| format!("{from} -> {to} x{n}"))
+        .collect();
+    let off_spec = drops.iter().any(|((_, to), _)| *to != "+0.0");
+    vec![
+        CheckReport::exact(
+            "special_values_kept_scaled",
+            label,
+            format!("{kept_wrong} of {kept_judged} kept units not x*scale ({source})"),
+            "0; NaN stays NaN, the rest bit for bit".into(),
+            kept_wrong == 0 && kept_judged > 0,
+        ),
+        CheckReport::convention(
+            "dropped_special_values",
+            label,
+            format!(
+                "dropped: {} ({source})",
+                if dropped_seen.is_empty() {
+                    "every one +0.0".to_string()
+                } else {
+                    dropped_seen.join(", ")
+                }
+            ),
+            "every dropped NaN, infinity and -0.0 becomes +0.0".into(),
+            !off_spec,
+        ),
+    ]
+}
+
+/// Rate 1: SPEC accepts it and makes every output `+0.0`, NaN and infinities
+/// included. A subject that refuses it (an error or a panic) gets a convention
+/// record saying how; one that accepts it and keeps a unit breaks an invariant.
+pub fn check_rate_one(subject: &dyn DropoutSubject, shape: &[usize], seed: u64) -> CheckReport {
+    const CHECK: &str = "rate_one";
+    let label = format!("{} rate 1", subject.name());
+    let x = special_input(shape, seed);
+    let run = catching(&subject.name(), || {
+        subject.build(1.0, Some(seed))?.run(x.clone(), Phase::Train)
+    });
+    match run {
+        Ok(y) => {
+            let kept = y.iter().filter(|v| **v != 0.0 && !v.is_nan()).count();
+            let not_positive_zero = y.iter().filter(|v| v.to_bits() != 0).count();
+            if kept > 0 || y.shape() != x.shape() {
+                return CheckReport::exact(
+                    "rate_one_drops_everything",
+                    &label,
+                    format!("{kept} of {} outputs kept at rate 1", y.len()),
+                    "0 kept".into(),
+                    false,
+                );
+            }
+            CheckReport::convention(
+                CHECK,
+                &label,
+                format!(
+                    "accepted; {not_positive_zero} of {} outputs not +0.0",
+                    y.len()
+                ),
+                "accepted, every output +0.0".into(),
+                not_positive_zero == 0,
+            )
+        }
+        Err(e) => CheckReport::convention(
+            CHECK,
+            &label,
+            format!("refused: {e}"),
+            "accepted, every output +0.0".into(),
+            false,
+        ),
+    }
+}
+
+/// Invalid rates (negative, above 1, NaN): SPEC refuses each with a typed error.
+/// A subject that accepts one gets a convention record saying which, and
+/// whether its eval call with that rate is still the identity.
+pub fn check_invalid_rates_refused(
+    subject: &dyn DropoutSubject,
+    shape: &[usize],
+    seed: u64,
+) -> CheckReport {
+    const CHECK: &str = "invalid_rate_refused";
+    let x = positive_input(shape, seed);
+    let mut accepted = Vec::new();
+    for rate in [-0.1, 1.5, f64::NAN] {
+        let eval = catching(&subject.name(), || {
+            subject.build(rate, Some(seed))?.run(x.clone(), Phase::Eval)
+        });
+        if let Ok(y) = eval {
+            let identity = y.shape() == x.shape()
+                && y.iter()
+                    .zip(x.iter())
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+            accepted.push(format!(
+                "{rate} (eval {})",
+                if identity { "identity" } else { "NOT identity" }
+            ));
+        }
+    }
+    CheckReport::convention(
+        CHECK,
+        &subject.name(),
+        if accepted.is_empty() {
+            "refused -0.1, 1.5 and NaN".into()
+        } else {
+            format!("accepted {}", accepted.join(", "))
+        },
+        "each refused with an error".into(),
+        accepted.is_empty(),
+    )
+}

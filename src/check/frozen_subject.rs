@@ -1,0 +1,411 @@
+//! The frozen-model invariants of SPEC §3–§4, judged on any [`ModelSubject`]
+//! through the small [`TrainableModel`] interface alone: frozen weights (and
+//! BatchNorm statistics) bit-identical after optimizer steps, trainable ones
+//! moved, a freeze that reaches the whole tree, a gradient that passes a frozen
+//! part, an unfreeze that takes effect without a rebuild, dropout still active in
+//! the training steps of a frozen model, and an inference forward that is
+//! deterministic.
+//!
+//! Each check builds its own model from the spec, so one failure cannot hide or
+//! cause another.
+
+use super::model_subject::{ModelSpec, ModelSubject, Part, TrainableModel};
+use super::report::CheckReport;
+use super::subject::Capability;
+use crate::error::{Error, Result};
+use crate::phase::Phase;
+use ndarray::ArrayD;
+
+/// Optimizer steps each check takes.
+pub const STEPS: usize = 5;
+
+/// Relative loss difference above which a training step's loss differs from the
+/// inference loss of the same batch and weights. With dropout off, the two are
+/// the same arithmetic (a few ulps apart at most, about 1e-7); dropout at the
+/// rates the battery uses moves the loss by far more than this.
+pub const LOSS_DIFFERS: f64 = 1e-4;
+
+/// The batch every check trains on: `samples` rows of `FEATURES` inputs and a
+/// linear target.
+pub fn model_data(seed: u64, samples: usize) -> (ArrayD<f32>, ArrayD<f32>) {
+    use super::model_subject::FEATURES;
+    let x = super::battery::nonzero_input(&[samples, FEATURES], seed).mapv(|v| v / 100.0);
+    let y = ArrayD::from_shape_fn(vec![samples, 1], |i| x[[i[0], 0]] - 0.5 * x[[i[0], 1]]);
+    (x, y)
+}
+
+/// Weights whose bits differ between two readings, by name, with how many
+/// scalars moved; the second value is the total count of scalars read.
+fn moved(
+    before: &[(String, ArrayD<f32>)],
+    after: &[(String, ArrayD<f32>)],
+    prefix: &str,
+) -> (Vec<(String, usize)>, usize) {
+    let mut moved = Vec::new();
+    let mut total = 0;
+    for (name, b) in before.iter().filter(|(n, _)| n.starts_with(prefix)) {
+        total += b.len();
+        let n = match after.iter().find(|(m, _)| m == name) {
+            Some((_, a)) if a.shape() == b.shape() => a
+                .iter()
+                .zip(b.iter())
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count(),
+            _ => b.len(),
+        };
+        if n > 0 {
+            moved.push((name.clone(), n));
+        }
+    }
+    (moved, total)
+}
+
+fn scalars(moved: &[(String, usize)]) -> usize {
+    moved.iter().map(|(_, n)| n).sum()
+}
+
+fn named(moved: &[(String, usize)]) -> String {
+    moved
+        .iter()
+        .map(|(name, n)| format!("{name} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Builds the subject's model, falling back to a base without BatchNorm when
+/// the subject has none; returns the model and the spec it was built from.
+fn build(
+    subject: &dyn ModelSubject,
+    spec: &ModelSpec,
+) -> Result<(Box<dyn TrainableModel>, ModelSpec)> {
+    match subject.build(spec) {
+        Err(Error::Unsupported {
+            capability: Capability::BatchNorm,
+        }) if spec.batch_norm => {
+            let spec = ModelSpec {
+                batch_norm: false,
+                ..spec.clone()
+            };
+            Ok((subject.build(&spec)?, spec))
+        }
+        other => other.map(|m| (m, spec.clone())),
+    }
+}
+
+fn steps(model: &mut dyn TrainableModel, x: &ArrayD<f32>, y: &ArrayD<f32>) -> Result<Vec<f64>> {
+    (0..STEPS).map(|_| model.fit_step(x, y)).collect()
+}
+
+/// Freezes the base, takes [`STEPS`] optimizer steps, and judges: every base
+/// weight (BatchNorm statistics included) bit-identical, the head's weights
+/// moved, and the base's optimizer state unchanged where the subject shows it.
+/// Returns three records: `frozen_weights_unchanged`,
+/// `trainable_weights_changed`, `frozen_optimizer_slots_unchanged`.
+pub fn check_frozen_base(subject: &dyn ModelSubject, spec: &ModelSpec) -> Vec<CheckReport> {
+    const CHECKS: [&str; 3] = [
+        "frozen_weights_unchanged",
+        "trainable_weights_changed",
+        "frozen_optimizer_slots_unchanged",
+    ];
+    let name = subject.name();
+    let run = || -> Result<_> {
+        let (mut model, spec) = build(subject, spec)?;
+        let (x, y) = model_data(spec.seed, 64);
+        // One step with everything trainable first, so the optimizer holds state
+        // for the base when it is frozen (momentum and Adam moments move frozen
+        // weights in the classic bug).
+        model.fit_step(&x, &y)?;
+        model.set_trainable(Part::Base, false)?;
+        let weights_before = model.weights()?;
+        let state_before = model.optimizer_state();
+        steps(model.as_mut(), &x, &y)?;
+        Ok((
+            spec,
+            weights_before,
+            model.weights()?,
+            state_before,
+            model.optimizer_state(),
+        ))
+    };
+    let (spec, before, after, state_before, state_after) = match run() {
+        Ok(r) => r,
+        Err(e) => {
+            return CHECKS
+                .iter()
+                .map(|c| CheckReport::from_error(c, &name, &e))
+                .collect()
+        }
+    };
+    let label = format!(
+        "{name} {:?}{}",
+        spec.optimizer,
+        if spec.batch_norm {
+            ", BatchNorm in base"
+        } else {
+            ""
+        }
+    );
+    let (base_moved, base_total) = moved(&before, &after, Part::Base.prefix());
+    let (head_moved, head_total) = moved(&before, &after, Part::Head.prefix());
+    let mut observed = format!(
+        "{} of {base_total} frozen scalars changed",
+        scalars(&base_moved)
+    );
+    if !base_moved.is_empty() {
+        observed.push_str(&format!(": {}", named(&base_moved)));
+    }
+    let mut reports = vec![
+        CheckReport::exact(
+            CHECKS[0],
+            &label,
+            observed,
+            "0 changed, bit for bit".into(),
+            base_total > 0 && base_moved.is_empty(),
+        ),
+        CheckReport::exact(
+            CHECKS[1],
+            &label,
+            format!(
+                "{} of {head_total} head scalars changed",
+                scalars(&head_moved)
+            ),
+            "> 0 changed".into(),
+            scalars(&head_moved) > 0,
+        ),
+    ];
+    reports.push(match (state_before, state_after) {
+        (Ok(before), Ok(after)) => {
+            let changed: Vec<&String> = before
+                .iter()
+                .filter(|(n, _)| n.starts_with(Part::Base.prefix()))
+                .filter(|(n, b)| {
+                    after.iter().find(|(m, _)| m == n).is_none_or(|(_, a)| {
+                        a.len() != b.len()
+                            || a.iter().zip(b).any(|(x, y)| x.to_bits() != y.to_bits())
+                    })
+                })
+                .map(|(n, _)| n)
+                .collect();
+            CheckReport::exact(
+                CHECKS[2],
+                &label,
+                format!(
+                    "{} of {} base slot records changed",
+                    changed.len(),
+                    before.len()
+                ),
+                "0 changed".into(),
+                changed.is_empty(),
+            )
+        }
+        (Err(e), _) | (_, Err(e)) => CheckReport::from_error(CHECKS[2], &label, &e),
+    });
+    reports
+}
+
+/// In the training steps of a model whose base (holding the dropout) is frozen,
+/// dropout is still active: each step's training loss differs from the
+/// inference loss of the same batch on the same weights (SPEC §4: freezing
+/// changes what trains, not the phase). The base has no BatchNorm here, so the
+/// dropout is the only thing that makes the two phases differ.
+pub fn check_frozen_model_dropout_active_in_fit(
+    subject: &dyn ModelSubject,
+    spec: &ModelSpec,
+) -> CheckReport {
+    const CHECK: &str = "frozen_model_dropout_active_in_fit";
+    let spec = ModelSpec {
+        batch_norm: false,
+        ..spec.clone()
+    };
+    let name = format!("{} rate {:.3}", subject.name(), spec.rate);
+    let run = || -> Result<Vec<(f64, f64)>> {
+        let mut model = subject.build(&spec)?;
+        let (x, y) = model_data(spec.seed, 64);
+        model.set_trainable(Part::Base, false)?;
+        (0..STEPS)
+            .map(|_| {
+                let eval = mse(&model.forward(&x, Phase::Eval)?, &y);
+                Ok((model.fit_step(&x, &y)?, eval))
+            })
+            .collect()
+    };
+    match run() {
+        Ok(losses) => {
+            let differing = losses
+                .iter()
+                .filter(|(train, eval)| relative(*train, *eval) > LOSS_DIFFERS)
+                .count();
+            let (train, eval) = losses[0];
+            CheckReport::exact(
+                CHECK,
+                &name,
+                format!(
+                    "{differing} of {} steps' training losses differ from the inference loss \
+                     (first step: {train:.6} vs {eval:.6})",
+                    losses.len()
+                ),
+                format!(
+                    "{} of {} differ by > {LOSS_DIFFERS:e} relative",
+                    losses.len(),
+                    losses.len()
+                ),
+                differing == losses.len(),
+            )
+        }
+        Err(e) => CheckReport::from_error(CHECK, &name, &e),
+    }
+}
+
+fn relative(a: f64, b: f64) -> f64 {
+    (a - b).abs() / a.abs().max(b.abs()).max(f64::MIN_POSITIVE)
+}
+
+/// Mean squared error of `y_pred` against `y`, in f64.
+pub fn mse(y_pred: &ArrayD<f32>, y: &ArrayD<f32>) -> f64 {
+    if y_pred.shape() != y.shape() || y.is_empty() {
+        return f64::NAN;
+    }
+    y_pred
+        .iter()
+        .zip(y.iter())
+        .map(|(&p, &t)| (f64::from(p) - f64::from(t)).powi(2))
+        .sum::<f64>()
+        / y.len() as f64
+}
+
+/// Freezing the whole model reaches every layer inside it: after optimizer
+/// steps no weight, BatchNorm statistics included, moved (SPEC §3, Keras:
+/// `trainable` is set recursively and a frozen BatchNorm runs in inference mode).
+pub fn check_freeze_is_recursive(subject: &dyn ModelSubject, spec: &ModelSpec) -> CheckReport {
+    const CHECK: &str = "freeze_is_recursive";
+    let run = || -> Result<_> {
+        let (mut model, spec) = build(subject, spec)?;
+        let (x, y) = model_data(spec.seed, 64);
+        model.set_trainable(Part::Whole, false)?;
+        let before = model.weights()?;
+        steps(model.as_mut(), &x, &y)?;
+        Ok((before, model.weights()?))
+    };
+    match run() {
+        Ok((before, after)) => {
+            let (m, total) = moved(&before, &after, "");
+            let mut observed = format!("{} of {total} scalars changed", scalars(&m));
+            if !m.is_empty() {
+                observed.push_str(&format!(": {}", named(&m)));
+            }
+            CheckReport::exact(
+                CHECK,
+                &subject.name(),
+                observed,
+                "0 changed".into(),
+                total > 0 && m.is_empty(),
+            )
+        }
+        Err(e) => CheckReport::from_error(CHECK, &subject.name(), &e),
+    }
+}
+
+/// With the head frozen, the base still learns: the gradient passes through a
+/// frozen layer (SPEC §3).
+pub fn check_gradient_passes_frozen_layer(
+    subject: &dyn ModelSubject,
+    spec: &ModelSpec,
+) -> CheckReport {
+    const CHECK: &str = "gradient_passes_frozen_layer";
+    let run = || -> Result<_> {
+        let (mut model, spec) = build(subject, spec)?;
+        let (x, y) = model_data(spec.seed, 64);
+        model.set_trainable(Part::Head, false)?;
+        let before = model.weights()?;
+        steps(model.as_mut(), &x, &y)?;
+        Ok((before, model.weights()?))
+    };
+    match run() {
+        Ok((before, after)) => {
+            let (base, _) = moved(&before, &after, Part::Base.prefix());
+            let (head, _) = moved(&before, &after, Part::Head.prefix());
+            CheckReport::exact(
+                CHECK,
+                &subject.name(),
+                format!(
+                    "base: {} scalars moved; frozen head: {}",
+                    scalars(&base),
+                    scalars(&head)
+                ),
+                "> 0; 0".into(),
+                scalars(&base) > 0 && head.is_empty(),
+            )
+        }
+        Err(e) => CheckReport::from_error(CHECK, &subject.name(), &e),
+    }
+}
+
+/// Unfreezing the base after steps taken with it frozen makes the next steps
+/// move it, with no rebuild or recompile in between (SPEC §3: the flags are read
+/// at every step, a freeze is never stale).
+pub fn check_unfreeze_takes_effect(subject: &dyn ModelSubject, spec: &ModelSpec) -> CheckReport {
+    const CHECK: &str = "unfreeze_takes_effect_without_recompile";
+    let run = || -> Result<_> {
+        let (mut model, spec) = build(subject, spec)?;
+        let (x, y) = model_data(spec.seed, 64);
+        model.set_trainable(Part::Base, false)?;
+        model.fit_step(&x, &y)?;
+        model.set_trainable(Part::Base, true)?;
+        let before = model.weights()?;
+        steps(model.as_mut(), &x, &y)?;
+        Ok((before, model.weights()?))
+    };
+    match run() {
+        Ok((before, after)) => {
+            let (base, total) = moved(&before, &after, Part::Base.prefix());
+            CheckReport::exact(
+                CHECK,
+                &subject.name(),
+                format!(
+                    "{} of {total} base scalars moved after unfreezing",
+                    scalars(&base)
+                ),
+                "> 0".into(),
+                scalars(&base) > 0,
+            )
+        }
+        Err(e) => CheckReport::from_error(CHECK, &subject.name(), &e),
+    }
+}
+
+/// Two inference forwards of the same input are bit-identical: dropout is off
+/// in inference (SPEC §2, §4).
+pub fn check_inference_deterministic(subject: &dyn ModelSubject, spec: &ModelSpec) -> CheckReport {
+    const CHECK: &str = "inference_deterministic";
+    let run = || -> Result<_> {
+        let (mut model, spec) = build(subject, spec)?;
+        let (x, _) = model_data(spec.seed, 64);
+        Ok((
+            model.forward(&x, Phase::Eval)?,
+            model.forward(&x, Phase::Eval)?,
+        ))
+    };
+    match run() {
+        Ok((a, b)) => {
+            let differing = if a.shape() == b.shape() {
+                a.iter()
+                    .zip(b.iter())
+                    .filter(|(p, q)| p.to_bits() != q.to_bits())
+                    .count()
+            } else {
+                a.len().max(b.len())
+            };
+            CheckReport::exact(
+                CHECK,
+                &subject.name(),
+                format!(
+                    "{differing} of {} outputs differ between two calls",
+                    a.len()
+                ),
+                "0 differ".into(),
+                differing == 0 && !a.is_empty(),
+            )
+        }
+        Err(e) => CheckReport::from_error(CHECK, &subject.name(), &e),
+    }
+}

@@ -1,0 +1,204 @@
+//! The trainable-model subject under test: what any implementation provides so
+//! that the frozen-model invariants of SPEC §3–§4 can run on it.
+//!
+//! The checks need little: build one small model (a base and a head), freeze or
+//! unfreeze a part, take optimizer steps, run forward in a phase, and read every
+//! weight by name. [`ModelSubject`] builds such a model from a [`ModelSpec`];
+//! [`TrainableModel`] is the built model. nncheck's own core is [`CoreModel`].
+
+use super::cases::OptimizerKind;
+use super::subject::{unsupported, Capability};
+use crate::error::Result;
+use crate::layers::{BatchNormalization, Dense, Dropout, ReLU};
+use crate::loss::Loss;
+use crate::model::sequential::Sequential;
+use crate::model::Model;
+use crate::optim::{Adam, Sgd};
+use crate::phase::Phase;
+use ndarray::ArrayD;
+
+/// Input features of the model every subject builds.
+pub const FEATURES: usize = 6;
+/// Units of the base's hidden layer, which its dropout sees.
+pub const HIDDEN: usize = 16;
+/// Outputs of the base, the head's inputs.
+pub const BASE_OUTPUTS: usize = 8;
+
+/// The model every subject builds: a base `Dense(HIDDEN)` → `BatchNormalization`
+/// (when `batch_norm`) → `ReLU` → `Dropout(rate)` → `Dense(BASE_OUTPUTS)` on
+/// `FEATURES` inputs, under a head `Dense(1)`; mean squared error; the named
+/// optimizer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelSpec {
+    /// The dropout rate in the base.
+    pub rate: f64,
+    /// Whether the base has a BatchNormalization after its first Dense.
+    pub batch_norm: bool,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// Its learning rate.
+    pub learning_rate: f64,
+    /// Weight decay: decoupled for AdamW, the optimizer's own kind otherwise.
+    pub weight_decay: f64,
+    /// Seeds initialisers and masks where the subject can seed.
+    pub seed: u64,
+}
+
+/// A part of the model, frozen or unfrozen as a whole (recursively).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Part {
+    /// The base model and every layer in it; weight names start with `base/`.
+    Base,
+    /// The head layer; weight names start with `head/`.
+    Head,
+    /// The whole model.
+    Whole,
+}
+
+impl Part {
+    /// The prefix of the weight names under this part (`""` for the whole model).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Part::Base => "base/",
+            Part::Head => "head/",
+            Part::Whole => "",
+        }
+    }
+}
+
+/// A model built by a [`ModelSubject`].
+pub trait TrainableModel {
+    /// Freezes (`false`) or unfreezes (`true`) `part` and everything inside it,
+    /// the way a user of the subject freezes a part; later steps must follow the
+    /// new flags without a rebuild.
+    fn set_trainable(&mut self, part: Part, trainable: bool) -> Result<()>;
+    /// One optimizer step on the whole batch `(x, y)` in the training phase;
+    /// returns the loss of that step's forward, before the update.
+    fn fit_step(&mut self, x: &ArrayD<f32>, y: &ArrayD<f32>) -> Result<f64>;
+    /// A forward pass in `phase`, as the subject runs inference (`Eval`) or the
+    /// forward of a training step (`Train`).
+    fn forward(&mut self, x: &ArrayD<f32>, phase: Phase) -> Result<ArrayD<f32>>;
+    /// Every weight, BatchNorm statistics included, by a name that starts with
+    /// its part's prefix (`base/`, `head/`).
+    fn weights(&self) -> Result<Vec<(String, ArrayD<f32>)>>;
+    /// The optimizer's state per weight (slots flattened, then the step count),
+    /// by the weight's name.
+    fn optimizer_state(&self) -> Result<Vec<(String, Vec<f64>)>> {
+        unsupported(Capability::OptimizerState)
+    }
+}
+
+/// A trainable-model implementation under test.
+pub trait ModelSubject {
+    /// A short name for reports, e.g. `nncheck` or `burn 0.22 freeze()`.
+    fn name(&self) -> String;
+    /// Builds, initialises and compiles the model of `spec`. A subject without
+    /// BatchNormalization or without the optimizer answers
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>>;
+}
+
+/// nncheck's own core as a model subject.
+///
+/// ```
+/// use nncheck::check::model_subject::{CoreModel, ModelSpec, ModelSubject, Part};
+/// use nncheck::check::cases::OptimizerKind;
+/// let spec = ModelSpec {
+///     rate: 0.5, batch_norm: true, optimizer: OptimizerKind::AdamW,
+///     learning_rate: 1e-3, weight_decay: 0.01, seed: 1,
+/// };
+/// let mut model = CoreModel.build(&spec).unwrap();
+/// model.set_trainable(Part::Base, false).unwrap();
+/// assert!(model.weights().unwrap().iter().any(|(name, _)| name == "base/dense/kernel"));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CoreModel;
+
+impl ModelSubject for CoreModel {
+    fn name(&self) -> String {
+        "nncheck".into()
+    }
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>> {
+        let mut base = Sequential::new("base").add(Dense::new(HIDDEN));
+        if spec.batch_norm {
+            base = base.add(BatchNormalization::new());
+        }
+        let base = base
+            .add(ReLU::new())
+            .add(Dropout::new(spec.rate)?)
+            .add(Dense::new(BASE_OUTPUTS))
+            .build(&[FEATURES], Some(spec.seed))?;
+        let mut model = Sequential::new("model")
+            .add(base)
+            .add(Dense::new(1).named("head"))
+            .build(&[FEATURES], Some(spec.seed))?;
+        let (lr, wd) = (spec.learning_rate, spec.weight_decay);
+        let loss = Loss::MeanSquaredError;
+        match spec.optimizer {
+            OptimizerKind::Sgd => model.compile(Sgd::new(lr).weight_decay(wd), loss)?,
+            OptimizerKind::Momentum => {
+                model.compile(Sgd::new(lr).momentum(0.9).weight_decay(wd), loss)?
+            }
+            OptimizerKind::Nesterov => model.compile(
+                Sgd::new(lr).momentum(0.9).nesterov(true).weight_decay(wd),
+                loss,
+            )?,
+            OptimizerKind::Adam | OptimizerKind::AdamW => {
+                model.compile(Adam::new(lr).weight_decay(wd), loss)?
+            }
+        }
+        Ok(Box::new(CoreTrainable { model }))
+    }
+}
+
+/// The model [`CoreModel`] builds.
+struct CoreTrainable {
+    model: Model<f32>,
+}
+
+impl CoreTrainable {
+    fn path(part: Part) -> &'static str {
+        match part {
+            Part::Base => "model/base",
+            Part::Head => "model/head",
+            Part::Whole => "model",
+        }
+    }
+}
+
+impl TrainableModel for CoreTrainable {
+    fn set_trainable(&mut self, part: Part, trainable: bool) -> Result<()> {
+        self.model.set_trainable_at(Self::path(part), trainable)
+    }
+    fn fit_step(&mut self, x: &ArrayD<f32>, y: &ArrayD<f32>) -> Result<f64> {
+        self.model.train_on_batch(x, y)
+    }
+    fn forward(&mut self, x: &ArrayD<f32>, phase: Phase) -> Result<ArrayD<f32>> {
+        self.model.call(x, phase)
+    }
+    fn weights(&self) -> Result<Vec<(String, ArrayD<f32>)>> {
+        Ok(super::snapshot::ModelSnapshot::of(&self.model)
+            .weights
+            .into_iter()
+            .map(|(path, w)| (path.trim_start_matches("model/").to_string(), w))
+            .collect())
+    }
+    fn optimizer_state(&self) -> Result<Vec<(String, Vec<f64>)>> {
+        Ok(super::snapshot::ModelSnapshot::of(&self.model)
+            .optimizer
+            .into_iter()
+            .map(|(path, state)| {
+                let values = state
+                    .map(|s| {
+                        s.slots
+                            .iter()
+                            .flat_map(|a| a.iter().map(|&v| f64::from(v)))
+                            .chain([s.steps as f64])
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (path.trim_start_matches("model/").to_string(), values)
+            })
+            .collect())
+    }
+}

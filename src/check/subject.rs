@@ -1,0 +1,247 @@
+//! The dropout subject under test: what any implementation provides so that every
+//! SPEC §2 check can run on it, nncheck's own layer being just the first.
+//!
+//! A subject is a factory ([`DropoutSubject`]) that builds layers at a rate and
+//! an optional seed; a built layer ([`DropoutLike`]) runs forward in a phase.
+//! Everything else is a capability a layer may lack: a backward pass, reseeding,
+//! a noise shape, the last mask, counters. A missing capability answers
+//! [`Error::Unsupported`], and the check that needed it reports *not applicable*
+//! with the capability's name, never a pass and never a failure.
+
+use crate::error::{Error, Result};
+use crate::phase::Phase;
+use crate::stochastic::NoiseStats;
+use crate::tensor::Element;
+use ndarray::ArrayD;
+
+/// What a subject may lack; named in a not-applicable record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Capability {
+    /// The input gradient of the last train call.
+    Backward,
+    /// Reseeding the stream the layer draws its masks from.
+    Seeding,
+    /// Mask cells shared along axes (Keras `noise_shape`).
+    NoiseShape,
+    /// The keep mask of the last train call.
+    Mask,
+    /// Counters of units seen and dropped.
+    Counters,
+    /// A model with a BatchNormalization layer.
+    BatchNorm,
+    /// The named optimizer.
+    Optimizer(&'static str),
+    /// Reading the optimizer's per-weight state.
+    OptimizerState,
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Capability::Backward => f.write_str("backward pass"),
+            Capability::Seeding => f.write_str("seeding"),
+            Capability::NoiseShape => f.write_str("noise shape"),
+            Capability::Mask => f.write_str("mask access"),
+            Capability::Counters => f.write_str("drop counters"),
+            Capability::BatchNorm => f.write_str("BatchNormalization"),
+            Capability::Optimizer(name) => write!(f, "{name} optimizer"),
+            Capability::OptimizerState => f.write_str("optimizer state access"),
+        }
+    }
+}
+
+/// The error a subject returns for a capability it lacks.
+pub fn unsupported<T>(capability: Capability) -> Result<T> {
+    Err(Error::Unsupported { capability })
+}
+
+/// A dropout-like layer as the checks see it: a rate and a forward in a phase,
+/// plus optional capabilities whose defaults say the layer lacks them.
+pub trait DropoutLike<F: Element> {
+    /// The rate it claims.
+    fn rate(&self) -> f64;
+    /// One forward call.
+    fn run(&mut self, x: ArrayD<F>, phase: Phase) -> Result<ArrayD<F>>;
+    /// The input gradient of the last forward call, for the output gradient `dy`.
+    fn run_backward(&mut self, _dy: ArrayD<F>) -> Result<ArrayD<F>> {
+        unsupported(Capability::Backward)
+    }
+    /// Restarts the layer's mask stream at `seed`: after it, the same calls give
+    /// the same masks.
+    fn reseed(&mut self, _seed: u64) -> Result<()> {
+        unsupported(Capability::Seeding)
+    }
+    /// The keep mask of the last train call (`true` = kept), input-shaped.
+    fn last_mask(&self) -> Result<ArrayD<bool>> {
+        unsupported(Capability::Mask)
+    }
+    /// Counters of the train calls so far.
+    fn counters(&self) -> Result<NoiseStats> {
+        unsupported(Capability::Counters)
+    }
+}
+
+impl<F: Element, T: DropoutLike<F> + ?Sized> DropoutLike<F> for Box<T> {
+    fn rate(&self) -> f64 {
+        (**self).rate()
+    }
+    fn run(&mut self, x: ArrayD<F>, phase: Phase) -> Result<ArrayD<F>> {
+        (**self).run(x, phase)
+    }
+    fn run_backward(&mut self, dy: ArrayD<F>) -> Result<ArrayD<F>> {
+        (**self).run_backward(dy)
+    }
+    fn reseed(&mut self, seed: u64) -> Result<()> {
+        (**self).reseed(seed)
+    }
+    fn last_mask(&self) -> Result<ArrayD<bool>> {
+        (**self).last_mask()
+    }
+    fn counters(&self) -> Result<NoiseStats> {
+        (**self).counters()
+    }
+}
+
+/// A built dropout layer of some subject, as the battery holds it.
+pub type BoxedDropout = Box<dyn DropoutLike<f32>>;
+
+/// A dropout implementation under test: builds layers at a rate and seed.
+///
+/// ```
+/// use nncheck::check::subject::{DropoutSubject, CoreDropout};
+/// use nncheck::Phase;
+/// let mut layer = CoreDropout.build(0.5, Some(7)).unwrap();
+/// let x = ndarray::ArrayD::<f32>::ones(vec![8]);
+/// assert_eq!(layer.run(x.clone(), Phase::Eval).unwrap(), x);
+/// ```
+pub trait DropoutSubject {
+    /// A short name for reports, e.g. `nncheck` or `candle-nn 0.11`.
+    fn name(&self) -> String;
+    /// A layer dropping at `rate`, with its masks seeded by `seed` where the
+    /// subject can seed (an unseeded build is fine where it cannot). A rate the
+    /// subject refuses is an error, a panic caught by the battery counts as one.
+    fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout>;
+    /// A layer whose mask cells are shared along the axes where `noise_shape`
+    /// is `Some(1)` (Keras `noise_shape`, batch axis included).
+    fn build_with_noise_shape(
+        &self,
+        _rate: f64,
+        _seed: Option<u64>,
+        _noise_shape: &[Option<usize>],
+    ) -> Result<BoxedDropout> {
+        unsupported(Capability::NoiseShape)
+    }
+}
+
+/// nncheck's own [`Dropout`](crate::Dropout) as a subject: every capability.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CoreDropout;
+
+impl DropoutSubject for CoreDropout {
+    fn name(&self) -> String {
+        "nncheck".into()
+    }
+    fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
+        let layer = crate::layers::Dropout::new(rate)?;
+        Ok(Box::new(match seed {
+            Some(seed) => layer.with_seed(seed),
+            None => layer,
+        }))
+    }
+    fn build_with_noise_shape(
+        &self,
+        rate: f64,
+        seed: Option<u64>,
+        noise_shape: &[Option<usize>],
+    ) -> Result<BoxedDropout> {
+        let layer = crate::layers::Dropout::new(rate)?.with_noise_shape(noise_shape.to_vec());
+        Ok(Box::new(match seed {
+            Some(seed) => layer.with_seed(seed),
+            None => layer,
+        }))
+    }
+}
+
+impl<F: Element> DropoutLike<F> for crate::layers::Dropout<F> {
+    fn rate(&self) -> f64 {
+        crate::layers::Dropout::rate(self)
+    }
+    fn run(&mut self, x: ArrayD<F>, phase: Phase) -> Result<ArrayD<F>> {
+        self.apply(x, phase)
+    }
+    fn run_backward(&mut self, dy: ArrayD<F>) -> Result<ArrayD<F>> {
+        use crate::layer::Layer;
+        self.backward(dy, true)?.ok_or(Error::Unsupported {
+            capability: Capability::Backward,
+        })
+    }
+    fn reseed(&mut self, seed: u64) -> Result<()> {
+        crate::layers::Dropout::reseed(self, seed);
+        Ok(())
+    }
+    fn counters(&self) -> Result<NoiseStats> {
+        Ok(self.stats())
+    }
+}
+
+/// Any layer as a [`DropoutLike`], given the rate it claims: forward runs it as a
+/// top-level call in the phase, backward asks for the input gradient, reseeding
+/// and counters reach the layer's random state where it has one.
+///
+/// ```
+/// use nncheck::check::{DropoutLike, LayerAsDropout};
+/// use nncheck::{Dropout, Phase};
+/// use ndarray::ArrayD;
+/// let mut d = LayerAsDropout::new(Box::new(Dropout::new(0.5).unwrap().with_seed(1)), 0.5);
+/// let y = d.run(ArrayD::<f32>::ones(vec![4]), Phase::Eval).unwrap();
+/// assert_eq!(y, ArrayD::ones(vec![4]));
+/// ```
+pub struct LayerAsDropout<F: Element = f32> {
+    layer: Box<dyn crate::layer::Layer<F>>,
+    rate: f64,
+}
+
+impl<F: Element> std::fmt::Debug for LayerAsDropout<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerAsDropout")
+            .field("layer", &self.layer.name())
+            .field("rate", &self.rate)
+            .finish()
+    }
+}
+
+impl<F: Element> LayerAsDropout<F> {
+    /// Wraps `layer`, which claims to drop at `rate`.
+    pub fn new(layer: Box<dyn crate::layer::Layer<F>>, rate: f64) -> Self {
+        LayerAsDropout { layer, rate }
+    }
+}
+
+impl<F: Element> DropoutLike<F> for LayerAsDropout<F> {
+    fn rate(&self) -> f64 {
+        self.rate
+    }
+    fn run(&mut self, x: ArrayD<F>, phase: Phase) -> Result<ArrayD<F>> {
+        self.layer.forward(x, crate::phase::ForwardCtx::top(phase))
+    }
+    fn run_backward(&mut self, dy: ArrayD<F>) -> Result<ArrayD<F>> {
+        self.layer.backward(dy, true)?.ok_or(Error::Unsupported {
+            capability: Capability::Backward,
+        })
+    }
+    fn reseed(&mut self, seed: u64) -> Result<()> {
+        match self.layer.stochastic_mut() {
+            Some(s) => {
+                s.reseed(seed);
+                Ok(())
+            }
+            None => unsupported(Capability::Seeding),
+        }
+    }
+    fn counters(&self) -> Result<NoiseStats> {
+        match self.layer.stochastic() {
+            Some(s) => Ok(s.noise_stats()),
+            None => unsupported(Capability::Counters),
+        }
+    }
+}
