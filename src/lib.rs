@@ -42,6 +42,7 @@
 pub struct ReadmeDoctests;
 
 pub mod check;
+pub mod conform;
 pub mod error;
 pub mod fit;
 pub mod layer;
