@@ -1,4 +1,6 @@
-//! The nncheck command line: the frozen-model report (default) and the toy demo.
+//! The nncheck command line: the frozen-model report (default), `verify` (the
+//! battery over generated configurations) and `conform` (the scoreboard of
+//! every implementation compiled in).
 
 use clap::{Parser, Subcommand};
 use nncheck::scenario::{self, ScenarioConfig};
@@ -38,6 +40,26 @@ enum Command {
     /// Runs the whole battery of invariant checks on generated configurations;
     /// exits 1 if any check fails. Use it to gate CI on these invariants.
     Verify(VerifyArgs),
+    /// Runs the same invariants against every implementation compiled in
+    /// (nncheck, and candle-nn and burn with their cargo features) and prints a
+    /// scoreboard: one row per invariant, one column per framework. Exits 1 only
+    /// if nncheck's own column fails a row; another framework's verdicts are
+    /// findings.
+    Conform(ConformArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct ConformArgs {
+    /// Seed of inputs, initialisers and masks (same seed, same scoreboard where a
+    /// framework can be seeded).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// False-alarm probability of each statistical check.
+    #[arg(long, default_value_t = nncheck::check::stats::DEFAULT_ALPHA)]
+    alpha: f64,
+    /// Print the scoreboard (rows, cells, every record) as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -66,6 +88,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Report(args)) => report(&args),
         Some(Command::Verify(args)) => verify(&args),
+        Some(Command::Conform(args)) => conform(&args),
         None => report(&cli.report),
     }
 }
@@ -124,6 +147,34 @@ fn verify(args: &VerifyArgs) -> ExitCode {
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn conform(args: &ConformArgs) -> ExitCode {
+    use nncheck::conform::{compiled_subjects, scoreboard::ConformConfig, Scoreboard};
+    let config = ConformConfig::new(args.seed, args.alpha);
+    // A framework that refuses bad input by panicking is a finding the
+    // scoreboard records with the panic's message; the default hook would also
+    // print it in the middle of the table.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let board = Scoreboard::run(&compiled_subjects(), &config, |name| {
+        eprintln!("nncheck conform: running {name}")
+    });
+    std::panic::set_hook(default_hook);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&board).expect("serialisable")
+        );
+    } else {
+        print!("{}", board.render());
+    }
+    if board.core_passes_everything() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("nncheck conform: nncheck's own column failed a row");
         ExitCode::FAILURE
     }
 }

@@ -147,16 +147,31 @@ impl ModelSubject for CoreModel {
                 model.compile(Adam::new(lr).weight_decay(wd), loss)?
             }
         }
-        Ok(Box::new(CoreTrainable { model }))
+        Ok(Box::new(CoreTrainable::new(model)))
     }
 }
 
-/// The model [`CoreModel`] builds.
-struct CoreTrainable {
+/// A core [`Model`] as a [`TrainableModel`]: the model [`CoreModel`] builds, or
+/// any compiled model named `model` whose children `base` and `head` are the
+/// parts (how the tests wire a deliberately broken core model in as a subject).
+pub struct CoreTrainable {
     model: Model<f32>,
 }
 
+impl std::fmt::Debug for CoreTrainable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreTrainable")
+            .field("layers", &self.model.layer_paths())
+            .finish()
+    }
+}
+
 impl CoreTrainable {
+    /// Wraps a compiled `model` named `model` with children `base` and `head`.
+    pub fn new(model: Model<f32>) -> Self {
+        CoreTrainable { model }
+    }
+
     fn path(part: Part) -> &'static str {
         match part {
             Part::Base => "model/base",
