@@ -9,6 +9,7 @@
 //! the same batteries as `nncheck verify` ([`crate::check::battery`]) and prints
 //! one row per invariant, one column per subject.
 
+pub mod macros;
 pub mod scoreboard;
 
 #[cfg(feature = "burn")]

@@ -1,0 +1,272 @@
+//! The README's "Verify your own layer", as it runs: a dropout and a model that
+//! are not nncheck's, wired in as subjects and checked from ordinary tests.
+//!
+//! The code between the `README:` markers is quoted verbatim in the README
+//! (the last test here holds the two to each other), and so is the failing
+//! verdict a slightly wrong dropout gets.
+
+use ndarray::{Array2, ArrayD, Axis, Ix2};
+use nncheck::check::model_subject::{ModelSpec, ModelSubject, Part, TrainableModel};
+use nncheck::check::{unsupported, Capability};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+// README: dropout begin
+use nncheck::check::{BoxedDropout, DropoutLike, DropoutSubject};
+use nncheck::{Phase, Result};
+
+/// Your dropout: drops each unit with probability `rate`, scales the rest.
+struct MyDropout {
+    rate: f64,
+    scale: f32,
+    rng: ChaCha8Rng,
+}
+
+impl DropoutLike<f32> for MyDropout {
+    fn rate(&self) -> f64 {
+        self.rate
+    }
+    fn run(&mut self, x: ArrayD<f32>, phase: Phase) -> Result<ArrayD<f32>> {
+        if phase == Phase::Eval {
+            return Ok(x);
+        }
+        Ok(x.mapv(|v| if self.rng.random_bool(self.rate) { 0.0 } else { v * self.scale }))
+    }
+}
+
+/// How the suite builds it: at a rate, with a seed.
+struct Mine;
+
+impl DropoutSubject for Mine {
+    fn name(&self) -> String {
+        "my dropout".into()
+    }
+    fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
+        let scale = (1.0 / (1.0 - rate)) as f32;
+        let rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or(0));
+        Ok(Box::new(MyDropout { rate, scale, rng }))
+    }
+}
+
+// One #[test] per invariant: `cargo test` lists each row by name.
+nncheck::dropout_conformance_tests!(my_dropout, Mine);
+// README: dropout end
+
+// README: model begin
+/// How the suite drives your model: freeze a part, step, run, read weights.
+impl TrainableModel for MyModel {
+    fn set_trainable(&mut self, part: Part, trainable: bool) -> Result<()> {
+        match part {
+            Part::Base => self.base_trainable = trainable,
+            Part::Head => self.head_trainable = trainable,
+            Part::Whole => (self.base_trainable, self.head_trainable) = (trainable, trainable),
+        }
+        Ok(())
+    }
+    fn fit_step(&mut self, x: &ArrayD<f32>, y: &ArrayD<f32>) -> Result<f64> {
+        Ok(self.sgd_step(as_matrix(x), as_matrix(y)))
+    }
+    fn forward(&mut self, x: &ArrayD<f32>, phase: Phase) -> Result<ArrayD<f32>> {
+        Ok(self.run(as_matrix(x), phase == Phase::Train).output.into_dyn())
+    }
+    fn weights(&self) -> Result<Vec<(String, ArrayD<f32>)>> {
+        Ok(self.named_weights())
+    }
+}
+
+struct MyModels;
+
+impl ModelSubject for MyModels {
+    fn name(&self) -> String {
+        "my model".into()
+    }
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>> {
+        if spec.batch_norm {
+            return unsupported(Capability::BatchNorm); // rows run without it
+        }
+        Ok(Box::new(MyModel::new(spec)?))
+    }
+}
+
+nncheck::model_conformance_tests!(my_model, MyModels);
+// README: model end
+
+/// A small hand-written model of the spec's shape, without BatchNorm: a base
+/// `Dense → ReLU → Dropout → Dense` under a `Dense` head, trained with plain
+/// SGD on the mean squared error. What a framework of one's own looks like,
+/// in miniature.
+struct MyModel {
+    layers: [(Array2<f32>, Array2<f32>); 3],
+    rate: f64,
+    learning_rate: f32,
+    base_trainable: bool,
+    head_trainable: bool,
+    rng: ChaCha8Rng,
+}
+
+/// What a forward pass keeps for the backward one.
+struct Trace {
+    x: Array2<f32>,
+    hidden: Array2<f32>,
+    dropped: Array2<f32>,
+    base_out: Array2<f32>,
+    output: Array2<f32>,
+}
+
+fn as_matrix(a: &ArrayD<f32>) -> Array2<f32> {
+    a.clone().into_dimensionality::<Ix2>().expect("a batch of vectors")
+}
+
+impl MyModel {
+    fn new(spec: &ModelSpec) -> Result<Self> {
+        if spec.optimizer != nncheck::check::cases::OptimizerKind::Sgd || spec.weight_decay != 0.0
+        {
+            return unsupported(Capability::Optimizer("other than plain SGD"));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+        let mut dense = |inputs: usize, outputs: usize| {
+            let limit = (6.0 / (inputs + outputs) as f32).sqrt();
+            let w = Array2::from_shape_simple_fn((inputs, outputs), || {
+                rng.random_range(-limit..limit)
+            });
+            (w, Array2::zeros((1, outputs)))
+        };
+        let layers = [dense(6, 16), dense(16, 8), dense(8, 1)];
+        Ok(MyModel {
+            layers,
+            rate: spec.rate,
+            learning_rate: spec.learning_rate as f32,
+            base_trainable: true,
+            head_trainable: true,
+            rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 1),
+        })
+    }
+
+    fn run(&mut self, x: Array2<f32>, train: bool) -> Trace {
+        let [(w1, b1), (w2, b2), (wh, bh)] = &self.layers;
+        let hidden = (x.dot(w1) + b1).mapv(|v| v.max(0.0));
+        let scale = (1.0 / (1.0 - self.rate)) as f32;
+        let rate = self.rate;
+        let rng = &mut self.rng;
+        let dropped = if train {
+            hidden.mapv(|v| if rng.random_bool(rate) { 0.0 } else { v * scale })
+        } else {
+            hidden.clone()
+        };
+        let base_out = dropped.dot(w2) + b2;
+        let output = base_out.dot(wh) + bh;
+        Trace {
+            x,
+            hidden,
+            dropped,
+            base_out,
+            output,
+        }
+    }
+
+    fn sgd_step(&mut self, x: Array2<f32>, y: Array2<f32>) -> f64 {
+        let t = self.run(x, true);
+        let n = y.len() as f32;
+        let error = &t.output - &y;
+        let loss = error.iter().map(|e| f64::from(e * e)).sum::<f64>() / f64::from(n);
+        let d_out = error * (2.0 / n);
+        let d_base = d_out.dot(&self.layers[2].0.t());
+        let d_dropped = d_base.dot(&self.layers[1].0.t());
+        // Through the dropout (the mask is where `dropped` kept a unit) and the ReLU.
+        let mut d_hidden = d_dropped.clone();
+        ndarray::Zip::from(&mut d_hidden)
+            .and(&t.dropped)
+            .and(&t.hidden)
+            .for_each(|d, &kept, &h| {
+                *d = if kept != 0.0 && h > 0.0 {
+                    *d * (kept / h)
+                } else {
+                    0.0
+                }
+            });
+        let grads = [
+            (t.x.t().dot(&d_hidden), d_hidden.sum_axis(Axis(0)).insert_axis(Axis(0))),
+            (t.dropped.t().dot(&d_base), d_base.sum_axis(Axis(0)).insert_axis(Axis(0))),
+            (t.base_out.t().dot(&d_out), d_out.sum_axis(Axis(0)).insert_axis(Axis(0))),
+        ];
+        let trainable = [self.base_trainable, self.base_trainable, self.head_trainable];
+        for ((layer, (gw, gb)), on) in self.layers.iter_mut().zip(grads).zip(trainable) {
+            if on {
+                layer.0.scaled_add(-self.learning_rate, &gw);
+                layer.1.scaled_add(-self.learning_rate, &gb);
+            }
+        }
+        loss
+    }
+
+    fn named_weights(&self) -> Vec<(String, ArrayD<f32>)> {
+        let names = ["base/dense_1", "base/dense_2", "head/dense"];
+        names
+            .iter()
+            .zip(&self.layers)
+            .flat_map(|(name, (w, b))| {
+                [
+                    (format!("{name}/kernel"), w.clone().into_dyn()),
+                    (format!("{name}/bias"), b.clone().into_dyn()),
+                ]
+            })
+            .collect()
+    }
+}
+
+/// The scale computed in f32 (`1.0 / (1.0 - rate as f32)`) instead of rounded
+/// once from f64: off by an ulp at rate 0.6 (2.5000002 for 2.5). The README shows the verdict this
+/// gets, word for word.
+struct ScaleInF32;
+
+impl DropoutSubject for ScaleInF32 {
+    fn name(&self) -> String {
+        "my dropout".into()
+    }
+    fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
+        let scale = 1.0 / (1.0 - rate as f32);
+        let rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or(0));
+        Ok(Box::new(MyDropout { rate, scale, rng }))
+    }
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md is readable")
+}
+
+#[test]
+fn a_scale_rounded_in_f32_fails_as_the_readme_shows() {
+    let reports = nncheck::check::battery::dropout_battery(
+        &ScaleInF32,
+        &nncheck::conform::macros::default_dropout_case(),
+        nncheck::check::stats::DEFAULT_ALPHA,
+    );
+    let failure = reports
+        .iter()
+        .find(|r| r.check == "survivors_scaled_exactly")
+        .expect("the survivor audit ran");
+    assert!(!failure.pass, "{}", failure.line());
+    assert!(
+        readme().contains(&failure.line()),
+        "the README does not show this failure as it is printed:\n{}",
+        failure.line()
+    );
+}
+
+#[test]
+fn the_readme_quotes_this_file() {
+    let source = include_str!("verify_your_own_layer.rs");
+    let readme = readme();
+    for part in ["dropout", "model"] {
+        let begin = format!("// README: {part} begin\n");
+        let end = format!("// README: {part} end\n");
+        let start = source.find(&begin).expect("begin marker") + begin.len();
+        let stop = source.find(&end).expect("end marker");
+        let quoted = &source[start..stop];
+        assert!(
+            readme.contains(quoted),
+            "README.md does not quote the {part} part of tests/verify_your_own_layer.rs verbatim"
+        );
+    }
+}
