@@ -230,7 +230,11 @@ fn each_broken_dropout_is_caught_on_its_row() {
         (ActiveInEval, "eval_is_identity", &fail),
         (MaskReusedAcrossCalls, "successive_calls_independent", &fail),
         (NeighboursShareADraw, "neighbours_independent", &fail),
-        (EveryTenthPositionNeverDropped, "per_position_uniformity", &fail),
+        (
+            EveryTenthPositionNeverDropped,
+            "per_position_uniformity",
+            &fail,
+        ),
         (BackwardDrawsItsOwnMask, "backward_uses_forward_mask", &fail),
         (CountersMiss, "counters_match_output", &fail),
         (ReseedIgnored, "reseeded_masks_reproducible", &fail),
@@ -273,11 +277,18 @@ fn dropped_nan_and_negative_zero_left_alone_are_named() {
         .find(|r| r.check == "dropped_special_values")
         .expect("the special-value audit ran");
     assert!(record.observed.contains("NaN -> NaN"), "{}", record.line());
-    assert!(record.observed.contains("-0.0 -> -0.0"), "{}", record.line());
+    assert!(
+        record.observed.contains("-0.0 -> -0.0"),
+        "{}",
+        record.line()
+    );
     assert!(record.observed.contains("backward"), "{}", record.line());
     // Its rates and survivors are right: only the convention row tells.
     assert_eq!(verdict_of(&reports, "drop_rate_binomial"), Verdict::Pass);
-    assert_eq!(verdict_of(&reports, "survivors_scaled_exactly"), Verdict::Pass);
+    assert_eq!(
+        verdict_of(&reports, "survivors_scaled_exactly"),
+        Verdict::Pass
+    );
 }
 
 /// What a broken trainable model does differently from the core's.
@@ -382,11 +393,17 @@ fn each_broken_model_is_caught_on_its_row() {
         (FreezeIgnored, "frozen_weights_unchanged"),
         (FreezeIgnored, "frozen_optimizer_slots_unchanged"),
         (FreezeNotRecursive, "freeze_is_recursive"),
-        (UnfreezeNeedsRecompile, "unfreeze_takes_effect_without_recompile"),
+        (
+            UnfreezeNeedsRecompile,
+            "unfreeze_takes_effect_without_recompile",
+        ),
         (FrozenHeadStopsTheGradient, "gradient_passes_frozen_layer"),
         (StepsDoNothing, "trainable_weights_changed"),
         (DropoutActiveInInference, "inference_deterministic"),
-        (DropoutAsleepInFrozenFit, "frozen_model_dropout_active_in_fit"),
+        (
+            DropoutAsleepInFrozenFit,
+            "frozen_model_dropout_active_in_fit",
+        ),
     ] {
         let reports = training_battery(&TwinModel(flaw), &training_case());
         assert_eq!(
@@ -410,9 +427,7 @@ fn a_missing_capability_is_not_applicable_and_named() {
         }
         fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>> {
             if spec.optimizer == OptimizerKind::AdamW {
-                return nncheck::check::unsupported(nncheck::check::Capability::Optimizer(
-                    "AdamW",
-                ));
+                return nncheck::check::unsupported(nncheck::check::Capability::Optimizer("AdamW"));
             }
             CoreModel.build(spec)
         }
@@ -421,6 +436,9 @@ fn a_missing_capability_is_not_applicable_and_named() {
     assert!(reports
         .iter()
         .all(|r| r.verdict() == Verdict::NotApplicable("AdamW optimizer".into())));
-    assert!(!all_pass(&reports), "not applicable must not read as a pass");
+    assert!(
+        !all_pass(&reports),
+        "not applicable must not read as a pass"
+    );
     assert!(nncheck::check::no_failures(&reports));
 }

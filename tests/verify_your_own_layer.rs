@@ -30,7 +30,13 @@ impl DropoutLike<f32> for MyDropout {
         if phase == Phase::Eval {
             return Ok(x);
         }
-        Ok(x.mapv(|v| if self.rng.random_bool(self.rate) { 0.0 } else { v * self.scale }))
+        Ok(x.mapv(|v| {
+            if self.rng.random_bool(self.rate) {
+                0.0
+            } else {
+                v * self.scale
+            }
+        }))
     }
 }
 
@@ -67,7 +73,10 @@ impl TrainableModel for MyModel {
         Ok(self.sgd_step(as_matrix(x), as_matrix(y)))
     }
     fn forward(&mut self, x: &ArrayD<f32>, phase: Phase) -> Result<ArrayD<f32>> {
-        Ok(self.run(as_matrix(x), phase == Phase::Train).output.into_dyn())
+        Ok(self
+            .run(as_matrix(x), phase == Phase::Train)
+            .output
+            .into_dyn())
     }
     fn weights(&self) -> Result<Vec<(String, ArrayD<f32>)>> {
         Ok(self.named_weights())
@@ -114,21 +123,21 @@ struct Trace {
 }
 
 fn as_matrix(a: &ArrayD<f32>) -> Array2<f32> {
-    a.clone().into_dimensionality::<Ix2>().expect("a batch of vectors")
+    a.clone()
+        .into_dimensionality::<Ix2>()
+        .expect("a batch of vectors")
 }
 
 impl MyModel {
     fn new(spec: &ModelSpec) -> Result<Self> {
-        if spec.optimizer != nncheck::check::cases::OptimizerKind::Sgd || spec.weight_decay != 0.0
-        {
+        if spec.optimizer != nncheck::check::cases::OptimizerKind::Sgd || spec.weight_decay != 0.0 {
             return unsupported(Capability::Optimizer("other than plain SGD"));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
         let mut dense = |inputs: usize, outputs: usize| {
             let limit = (6.0 / (inputs + outputs) as f32).sqrt();
-            let w = Array2::from_shape_simple_fn((inputs, outputs), || {
-                rng.random_range(-limit..limit)
-            });
+            let w =
+                Array2::from_shape_simple_fn((inputs, outputs), || rng.random_range(-limit..limit));
             (w, Array2::zeros((1, outputs)))
         };
         let layers = [dense(6, 16), dense(16, 8), dense(8, 1)];
@@ -149,7 +158,13 @@ impl MyModel {
         let rate = self.rate;
         let rng = &mut self.rng;
         let dropped = if train {
-            hidden.mapv(|v| if rng.random_bool(rate) { 0.0 } else { v * scale })
+            hidden.mapv(|v| {
+                if rng.random_bool(rate) {
+                    0.0
+                } else {
+                    v * scale
+                }
+            })
         } else {
             hidden.clone()
         };
@@ -185,11 +200,24 @@ impl MyModel {
                 }
             });
         let grads = [
-            (t.x.t().dot(&d_hidden), d_hidden.sum_axis(Axis(0)).insert_axis(Axis(0))),
-            (t.dropped.t().dot(&d_base), d_base.sum_axis(Axis(0)).insert_axis(Axis(0))),
-            (t.base_out.t().dot(&d_out), d_out.sum_axis(Axis(0)).insert_axis(Axis(0))),
+            (
+                t.x.t().dot(&d_hidden),
+                d_hidden.sum_axis(Axis(0)).insert_axis(Axis(0)),
+            ),
+            (
+                t.dropped.t().dot(&d_base),
+                d_base.sum_axis(Axis(0)).insert_axis(Axis(0)),
+            ),
+            (
+                t.base_out.t().dot(&d_out),
+                d_out.sum_axis(Axis(0)).insert_axis(Axis(0)),
+            ),
         ];
-        let trainable = [self.base_trainable, self.base_trainable, self.head_trainable];
+        let trainable = [
+            self.base_trainable,
+            self.base_trainable,
+            self.head_trainable,
+        ];
         for ((layer, (gw, gb)), on) in self.layers.iter_mut().zip(grads).zip(trainable) {
             if on {
                 layer.0.scaled_add(-self.learning_rate, &gw);

@@ -20,10 +20,12 @@ use ndarray::ArrayD;
 pub const STEPS: usize = 5;
 
 /// Relative loss difference above which a training step's loss differs from the
-/// inference loss of the same batch and weights. With dropout off, the two are
-/// the same arithmetic (a few ulps apart at most, about 1e-7); dropout at the
-/// rates the battery uses moves the loss by far more than this.
-pub const LOSS_DIFFERS: f64 = 1e-4;
+/// inference loss of the same batch and weights. With dropout off the two are
+/// the same arithmetic, bit-identical in nncheck and a few f32 ulps apart at
+/// most (about 1e-7) where a framework takes another code path for inference;
+/// dropout moves the loss by more (a first step 9e-6 apart was seen at rate
+/// 0.064, and no case of 6,000 generated ones had every step within this).
+pub const LOSS_DIFFERS: f64 = 1e-6;
 
 /// The batch every check trains on: `samples` rows of `FEATURES` inputs and a
 /// linear target.
@@ -204,10 +206,14 @@ pub fn check_frozen_base(subject: &dyn ModelSubject, spec: &ModelSpec) -> Vec<Ch
 }
 
 /// In the training steps of a model whose base (holding the dropout) is frozen,
-/// dropout is still active: each step's training loss differs from the
-/// inference loss of the same batch on the same weights (SPEC §4: freezing
-/// changes what trains, not the phase). The base has no BatchNorm here, so the
-/// dropout is the only thing that makes the two phases differ.
+/// dropout is still active: a step's training loss differs from the inference
+/// loss of the same batch on the same weights (SPEC §4: freezing changes what
+/// trains, not the phase). The base has no BatchNorm here, so the dropout is
+/// the only thing that makes the two phases differ: with it off, every step's
+/// two losses are the same arithmetic. With it on, one step's mask can leave
+/// the loss within [`LOSS_DIFFERS`] by chance at low rates, so the verdict
+/// asks for at least one of [`STEPS`] steps to differ, not all of them; the
+/// report gives the count.
 pub fn check_frozen_model_dropout_active_in_fit(
     subject: &dyn ModelSubject,
     spec: &ModelSpec,
@@ -245,11 +251,10 @@ pub fn check_frozen_model_dropout_active_in_fit(
                     losses.len()
                 ),
                 format!(
-                    "{} of {} differ by > {LOSS_DIFFERS:e} relative",
-                    losses.len(),
+                    "> 0 of {} differ by > {LOSS_DIFFERS:e} relative",
                     losses.len()
                 ),
-                differing == losses.len(),
+                differing > 0,
             )
         }
         Err(e) => CheckReport::from_error(CHECK, &name, &e),

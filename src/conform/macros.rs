@@ -48,7 +48,10 @@ pub fn assert_row(reports: &[CheckReport], row: &str) {
         println!("{}", r.line());
     }
     assert!(failed.is_empty(), "\n{}", failed.join("\n"));
-    let optional = matches!(row, "rate_one_drops_everything" | "battery_ran" | "noise_shape_cells_shared");
+    let optional = matches!(
+        row,
+        "rate_one_drops_everything" | "battery_ran" | "noise_shape_cells_shared"
+    );
     assert!(
         optional || !mine.is_empty(),
         "the battery produced no `{row}` record"
