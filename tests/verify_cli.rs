@@ -128,3 +128,67 @@ fn a_malformed_shard_is_refused_by_name() {
         assert!(err.contains(bad), "--shard {bad}: {err}");
     }
 }
+
+/// `nncheck conform --json`, as a new user runs it: a verdict for every row and
+/// every subject compiled in (nncheck always; candle-nn and burn with their
+/// features), nncheck passing every row, and the question answered per model
+/// subject. Run with `--features candle,burn` (as `.ci/run` does) this covers
+/// the adapters too.
+#[test]
+fn conform_json_has_a_verdict_for_every_row_and_subject() {
+    let out = nncheck(&["conform", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let board: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let subjects: Vec<&str> = board["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(subjects[0], "nncheck");
+    for (name, feature) in [("candle-nn 0.11", "candle"), ("burn 0.22", "burn")] {
+        let compiled = subjects.iter().any(|s| s.starts_with(name));
+        let skipped = board["not_compiled"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n[1] == feature);
+        assert!(compiled != skipped, "{name}: compiled {compiled}, listed as skipped {skipped}");
+        if skipped {
+            println!("SKIPPED {name} column: built without the `{feature}` feature");
+        }
+    }
+    let rows = board["rows"].as_array().unwrap();
+    assert!(rows.len() >= 20, "{} rows", rows.len());
+    let question = rows
+        .iter()
+        .find(|r| r["check"] == "frozen_model_dropout_active_in_fit")
+        .expect("the question's row");
+    for row in rows {
+        let cells = row["cells"].as_array().unwrap();
+        assert_eq!(cells.len(), subjects.len());
+        // nncheck's column: every row present, and passed (a convention: SPEC's).
+        let core = &cells[0];
+        assert!(
+            core["verdict"] == "pass" || core["verdict"]["convention"] == true,
+            "nncheck on {}: {core}",
+            row["check"]
+        );
+        // A subject runs a row if it runs that battery at all: the model
+        // subjects are the ones with a cell in the question's row.
+        let is_model_row = row["check"].as_str().unwrap().contains("frozen")
+            || ["trainable_weights_changed", "freeze_is_recursive", "gradient_passes_frozen_layer",
+                "unfreeze_takes_effect_without_recompile", "inference_deterministic"]
+                .contains(&row["check"].as_str().unwrap());
+        for (i, cell) in cells.iter().enumerate() {
+            let runs_models = !question["cells"][i].is_null();
+            if is_model_row == runs_models && row["check"] != "rate_one_drops_everything" {
+                assert!(!cell.is_null(), "{} has no verdict on {}", subjects[i], row["check"]);
+            }
+        }
+    }
+}
