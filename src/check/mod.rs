@@ -1,9 +1,11 @@
 //! The checks: library functions that return [`CheckReport`] verdicts.
 //!
-//! Tests assert on these verdicts, the main job and `nncheck verify` print them;
-//! nothing is checked in two different ways. Checks are written against small
-//! traits ([`DropoutLike`]) so that another implementation, or a deliberately
-//! broken one, can be run through the very same checks.
+//! Tests assert on these verdicts, the main job, `nncheck verify` and `nncheck
+//! conform` print them; nothing is checked in two different ways. Checks are
+//! written against small traits, the subjects under test ([`DropoutSubject`]
+//! and [`DropoutLike`] for dropout, [`model_subject::ModelSubject`] for a
+//! trainable model), so that another implementation, or a deliberately broken
+//! one, runs through the very same checks as nncheck's own core.
 
 pub mod alpha_dropout;
 pub mod batch_norm;
