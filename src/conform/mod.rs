@@ -72,11 +72,12 @@ pub fn compiled_subjects() -> Subjects {
 /// Adapters the build left out, by feature, so a scoreboard can say which
 /// frameworks it did not run and how to add them.
 pub fn missing_adapters() -> Vec<(&'static str, &'static str)> {
-    #[allow(unused_mut)]
-    let mut missing = Vec::new();
-    #[cfg(not(feature = "candle"))]
-    missing.push(("candle-nn 0.11", "candle"));
-    #[cfg(not(feature = "burn"))]
-    missing.push(("burn 0.22", "burn"));
-    missing
+    [
+        (cfg!(feature = "candle"), ("candle-nn 0.11", "candle")),
+        (cfg!(feature = "burn"), ("burn 0.22", "burn")),
+    ]
+    .into_iter()
+    .filter(|(compiled, _)| !compiled)
+    .map(|(_, adapter)| adapter)
+    .collect()
 }
