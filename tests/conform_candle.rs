@@ -112,6 +112,27 @@ mod with_candle {
         );
     }
 
+    /// candle holds its rate as an `f32` and scales by `1 / (1 - rate)` from
+    /// it; at a rate whose `f64` and `f32` scales differ by an ulp, the
+    /// survivors are exact for the rate candle holds.
+    #[test]
+    fn survivors_scaled_by_the_rate_candle_holds() {
+        use nncheck::check::cases::DropoutCase;
+        let rate = 0.4955263853501021;
+        let held = f64::from(rate as f32);
+        assert_ne!((1.0 / (1.0 - rate)) as f32, (1.0 / (1.0 - held)) as f32);
+        let case = DropoutCase {
+            rate,
+            shape: vec![1000, 10],
+            seed: 42,
+        };
+        let reports = dropout_battery(&CandleDropout, &case, config().alpha);
+        print(&reports);
+        assert_verdict(&reports, "survivors_scaled_exactly", Verdict::Pass);
+        assert_verdict(&reports, "drop_rate_binomial", Verdict::Pass);
+        assert!(reports.iter().all(|r| r.verdict() != Verdict::Fail));
+    }
+
     #[test]
     fn training_battery_findings() {
         let reports = training_battery(&CandleModel, &config().training);

@@ -7,6 +7,12 @@
 //! forward multiplies the input by a mask of `0` or `1 / (1 - rate)` drawn from
 //! the thread's unseedable generator, so a dropped negative is `-0.0` and a
 //! dropped NaN stays NaN: convention findings, not wrong rates.
+//!
+//! candle holds the rate as an `f32` and computes its scale from that `f32`, so
+//! the layer claims the rate it holds (the suite's rate rounded to `f32`):
+//! judged against the `f64` rate the suite asked for, the scale would be one
+//! ulp off for about a third of the rates in `(0, 1)`, an artefact of candle's
+//! `f32` API rather than a scaling error.
 
 use super::{on_candle, to_array, to_tensor, NAME};
 use crate::check::subject::{unsupported, BoxedDropout, Capability, DropoutLike, DropoutSubject};
@@ -44,9 +50,10 @@ impl DropoutSubject for CandleDropout {
             // `Device::Cpu.set_seed` refuses: "cannot seed the CPU rng with set_seed".
             return unsupported(Capability::Seeding);
         }
+        let held = rate as f32;
         Ok(Box::new(CandleDropoutLayer {
-            layer: candle_nn::Dropout::new(rate as f32),
-            rate,
+            layer: candle_nn::Dropout::new(held),
+            rate: f64::from(held),
             last_train: None,
         }))
     }
@@ -55,7 +62,7 @@ impl DropoutSubject for CandleDropout {
 /// A built candle `Dropout`, holding what its backward pass needs.
 struct CandleDropoutLayer {
     layer: candle_nn::Dropout,
-    /// The rate it was built with, as the suite gave it.
+    /// The rate candle holds (the suite's rate rounded to `f32`).
     rate: f64,
     /// The input (as a `Var`, so autograd tracks it) and the output of the last
     /// train call.
