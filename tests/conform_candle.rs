@@ -187,16 +187,18 @@ mod with_candle {
         assert_verdict(&reports, "trainable_weights_changed", Verdict::Pass);
     }
 
-    /// SGD momentum and Nesterov are not in candle-nn: every check of the
-    /// training battery says so rather than failing.
+    /// SGD momentum, Nesterov and weight decay are not in candle-nn: every
+    /// check of the training battery says so rather than failing.
     #[test]
     fn missing_optimizers_are_not_applicable() {
-        for (optimizer, capability) in [
-            (OptimizerKind::Momentum, "SGD momentum optimizer"),
-            (OptimizerKind::Nesterov, "SGD Nesterov optimizer"),
+        for (optimizer, weight_decay, capability) in [
+            (OptimizerKind::Momentum, 0.0, "SGD momentum optimizer"),
+            (OptimizerKind::Nesterov, 0.0, "SGD Nesterov optimizer"),
+            (OptimizerKind::Sgd, 0.01, "SGD weight decay optimizer"),
         ] {
             let case = nncheck::check::cases::TrainingCase {
                 optimizer,
+                weight_decay,
                 ..config().training
             };
             let reports = training_battery(&CandleModel, &case);
@@ -210,6 +212,26 @@ mod with_candle {
                 );
             }
         }
+    }
+
+    /// Plain SGD, which candle-nn has: the same verdicts as AdamW.
+    #[test]
+    fn plain_sgd_gets_the_same_verdicts() {
+        let case = nncheck::check::cases::TrainingCase {
+            optimizer: OptimizerKind::Sgd,
+            weight_decay: 0.0,
+            ..config().training
+        };
+        let sgd = training_battery(&CandleModel, &case);
+        print(&sgd);
+        let adamw = training_battery(&CandleModel, &config().training);
+        let verdicts = |reports: &[CheckReport]| -> Vec<(String, Verdict)> {
+            reports
+                .iter()
+                .map(|r| (r.check.clone(), r.verdict()))
+                .collect()
+        };
+        assert_eq!(verdicts(&sgd), verdicts(&adamw));
     }
 }
 
