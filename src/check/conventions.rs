@@ -14,7 +14,7 @@
 //! where kept and zero where dropped), else it audits only what the output
 //! shows and says so.
 
-use super::battery::{positive_input, special_input};
+use super::battery::{build_layer, positive_input, special_input};
 use super::dropout::expected_scale;
 use super::report::CheckReport;
 use super::subject::{DropoutLike, DropoutSubject};
@@ -224,12 +224,14 @@ pub fn check_special_values(
 /// Rate 1: SPEC accepts it and makes every output `+0.0`, NaN and infinities
 /// included. A subject that refuses it (an error or a panic) gets a convention
 /// record saying how; one that accepts it and keeps a unit breaks an invariant.
+/// A subject that cannot seed is built unseeded ([`build_layer`]), so its lack
+/// of seeding never reads as a refusal of the rate.
 pub fn check_rate_one(subject: &dyn DropoutSubject, shape: &[usize], seed: u64) -> CheckReport {
     const CHECK: &str = "rate_one";
     let label = format!("{} rate 1", subject.name());
     let x = special_input(shape, seed);
     let run = catching(&subject.name(), || {
-        subject.build(1.0, Some(seed))?.run(x.clone(), Phase::Train)
+        build_layer(subject, 1.0, seed)?.run(x.clone(), Phase::Train)
     });
     match run {
         Ok(y) => {
@@ -267,7 +269,9 @@ pub fn check_rate_one(subject: &dyn DropoutSubject, shape: &[usize], seed: u64) 
 
 /// Invalid rates (negative, above 1, NaN): SPEC refuses each with a typed error.
 /// A subject that accepts one gets a convention record saying which, and
-/// whether its eval call with that rate is still the identity.
+/// whether its eval call with that rate is still the identity. A subject that
+/// cannot seed is built unseeded ([`build_layer`]), so its lack of seeding never
+/// reads as a refusal.
 pub fn check_invalid_rates_refused(
     subject: &dyn DropoutSubject,
     shape: &[usize],
@@ -278,7 +282,7 @@ pub fn check_invalid_rates_refused(
     let mut accepted = Vec::new();
     for rate in [-0.1, 1.5, f64::NAN] {
         let eval = catching(&subject.name(), || {
-            subject.build(rate, Some(seed))?.run(x.clone(), Phase::Eval)
+            build_layer(subject, rate, seed)?.run(x.clone(), Phase::Eval)
         });
         if let Ok(y) = eval {
             let identity = y.shape() == x.shape()

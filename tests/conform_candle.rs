@@ -1,0 +1,245 @@
+//! candle-nn 0.11 through the conformance batteries, at the configuration the
+//! scoreboard runs (`ConformConfig::new(42, 1e-9)`): its verdicts are
+//! findings about candle, and these tests pin the ones that matter so a change
+//! of candle, of the adapter or of a check that moves one is seen. Every
+//! record's line is printed (`-- --nocapture`).
+
+#[cfg(feature = "candle")]
+mod with_candle {
+    use nncheck::check::battery::{dropout_battery, training_battery};
+    use nncheck::check::cases::OptimizerKind;
+    use nncheck::check::model_subject::HIDDEN;
+    use nncheck::check::{CheckReport, Verdict};
+    use nncheck::conform::candle::{CandleDropout, CandleModel};
+    use nncheck::conform::scoreboard::ConformConfig;
+
+    fn config() -> ConformConfig {
+        ConformConfig::new(42, 1e-9)
+    }
+
+    fn print(reports: &[CheckReport]) {
+        for r in reports {
+            println!("{}", r.line());
+        }
+    }
+
+    /// The records of `check`, at least one.
+    fn records<'a>(reports: &'a [CheckReport], check: &str) -> Vec<&'a CheckReport> {
+        let found: Vec<&CheckReport> = reports.iter().filter(|r| r.check == check).collect();
+        assert!(!found.is_empty(), "no {check} record");
+        found
+    }
+
+    /// Every record of `check` has `verdict`.
+    fn assert_verdict(reports: &[CheckReport], check: &str, verdict: Verdict) {
+        for r in records(reports, check) {
+            assert_eq!(r.verdict(), verdict, "{}", r.line());
+        }
+    }
+
+    #[test]
+    fn dropout_battery_findings() {
+        let config = config();
+        let reports = dropout_battery(&CandleDropout, &config.dropout, config.alpha);
+        print(&reports);
+        // The rate on 10^6 draws at alpha 1e-9, the scale, the eval identity
+        // (at rate 0.5 and at rate 0 in train), and the gradient of the forward's mask.
+        for check in [
+            "drop_rate_binomial",
+            "survivors_scaled_exactly",
+            "special_values_kept_scaled",
+            "eval_is_identity",
+            "backward_uses_forward_mask",
+            "per_position_uniformity",
+            "successive_calls_independent",
+            "neighbours_independent",
+        ] {
+            assert_verdict(&reports, check, Verdict::Pass);
+        }
+        // `x * mask`: a dropped negative is -0.0, a convention, not a wrong rate.
+        assert_verdict(
+            &reports,
+            "dropped_negative_sign",
+            Verdict::Convention(false),
+        );
+        // Every one of them, and there are some.
+        let sign = records(&reports, "dropped_negative_sign")[0];
+        let counts: Vec<usize> = sign
+            .observed
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert!(
+            counts.len() == 2 && counts[0] == counts[1] && counts[0] > 0,
+            "{}",
+            sign.line()
+        );
+        // Dropped NaN stays NaN, dropped infinities become NaN, dropped -0.0 stays -0.0.
+        assert_verdict(
+            &reports,
+            "dropped_special_values",
+            Verdict::Convention(false),
+        );
+        let special = records(&reports, "dropped_special_values")[0];
+        for seen in ["NaN -> NaN", "+inf -> NaN", "-inf -> NaN", "-0.0 -> -0.0"] {
+            assert!(special.observed.contains(seen), "{}", special.line());
+        }
+        // candle refuses rate 1 in its train forward, and accepts invalid rates
+        // in eval (it checks the rate only when it draws a mask).
+        assert_verdict(&reports, "rate_one", Verdict::Convention(false));
+        let rate_one = records(&reports, "rate_one")[0];
+        assert!(
+            rate_one
+                .observed
+                .contains("dropout probability has to be in [0, 1)"),
+            "{}",
+            rate_one.line()
+        );
+        assert_verdict(&reports, "invalid_rate_refused", Verdict::Convention(false));
+        assert_eq!(
+            records(&reports, "invalid_rate_refused")[0].observed,
+            "accepted -0.1 (eval identity), 1.5 (eval identity), NaN (eval identity)"
+        );
+        // What candle lacks.
+        let na = |capability: &str| Verdict::NotApplicable(capability.into());
+        assert_verdict(&reports, "seeded_masks_reproducible", na("seeding"));
+        assert_verdict(&reports, "reseeded_masks_reproducible", na("seeding"));
+        assert_verdict(&reports, "counters_match_output", na("drop counters"));
+        assert_verdict(&reports, "noise_shape_cells_shared", na("noise shape"));
+        assert!(
+            reports.iter().all(|r| r.verdict() != Verdict::Fail),
+            "no invariant fails"
+        );
+    }
+
+    /// candle holds its rate as an `f32` and scales by `1 / (1 - rate)` from
+    /// it; at a rate whose `f64` and `f32` scales differ by an ulp, the
+    /// survivors are exact for the rate candle holds.
+    #[test]
+    fn survivors_scaled_by_the_rate_candle_holds() {
+        use nncheck::check::cases::DropoutCase;
+        let rate = 0.4955263853501021;
+        let held = f64::from(rate as f32);
+        assert_ne!((1.0 / (1.0 - rate)) as f32, (1.0 / (1.0 - held)) as f32);
+        let case = DropoutCase {
+            rate,
+            shape: vec![1000, 10],
+            seed: 42,
+        };
+        let reports = dropout_battery(&CandleDropout, &case, config().alpha);
+        print(&reports);
+        assert_verdict(&reports, "survivors_scaled_exactly", Verdict::Pass);
+        assert_verdict(&reports, "drop_rate_binomial", Verdict::Pass);
+        assert!(reports.iter().all(|r| r.verdict() != Verdict::Fail));
+    }
+
+    #[test]
+    fn training_battery_findings() {
+        let reports = training_battery(&CandleModel, &config().training);
+        print(&reports);
+        // Freezing by giving the optimizer only the head's Vars: the head
+        // learns, the gradient passes a frozen head, an unfreeze takes effect,
+        // dropout stays active in a frozen model's training steps, inference is
+        // deterministic.
+        for check in [
+            "trainable_weights_changed",
+            "frozen_model_dropout_active_in_fit",
+            "gradient_passes_frozen_layer",
+            "unfreeze_takes_effect_without_recompile",
+            "inference_deterministic",
+        ] {
+            assert_verdict(&reports, check, Verdict::Pass);
+        }
+        // candle's BatchNorm updates its running statistics in every training
+        // forward: the frozen base's (and a wholly frozen model's) running mean
+        // and variance move, all 2 x HIDDEN of them, and nothing else does.
+        for check in ["frozen_weights_unchanged", "freeze_is_recursive"] {
+            assert_verdict(&reports, check, Verdict::Fail);
+            let r = records(&reports, check)[0];
+            let moved = format!("{} of ", 2 * HIDDEN);
+            assert!(r.observed.starts_with(&moved), "{}", r.line());
+            assert!(r.observed.contains("running_mean"), "{}", r.line());
+            assert!(r.observed.contains("running_var"), "{}", r.line());
+            assert!(!r.observed.contains("weight ("), "{}", r.line());
+            assert!(!r.observed.contains("bias ("), "{}", r.line());
+        }
+        // candle's optimizer state is private.
+        assert_verdict(
+            &reports,
+            "frozen_optimizer_slots_unchanged",
+            Verdict::NotApplicable("optimizer state access".into()),
+        );
+    }
+
+    /// Without a BatchNorm, a frozen candle base stays bit-identical.
+    #[test]
+    fn frozen_base_without_batch_norm_is_unchanged() {
+        use nncheck::check::frozen_subject::{check_freeze_is_recursive, check_frozen_base};
+        let spec = nncheck::check::model_subject::ModelSpec {
+            batch_norm: false,
+            ..nncheck::check::battery::model_spec(&config().training)
+        };
+        let mut reports = check_frozen_base(&CandleModel, &spec);
+        reports.push(check_freeze_is_recursive(&CandleModel, &spec));
+        print(&reports);
+        assert_verdict(&reports, "frozen_weights_unchanged", Verdict::Pass);
+        assert_verdict(&reports, "freeze_is_recursive", Verdict::Pass);
+        assert_verdict(&reports, "trainable_weights_changed", Verdict::Pass);
+    }
+
+    /// SGD momentum, Nesterov and weight decay are not in candle-nn: every
+    /// check of the training battery says so rather than failing.
+    #[test]
+    fn missing_optimizers_are_not_applicable() {
+        for (optimizer, weight_decay, capability) in [
+            (OptimizerKind::Momentum, 0.0, "SGD momentum optimizer"),
+            (OptimizerKind::Nesterov, 0.0, "SGD Nesterov optimizer"),
+            (OptimizerKind::Sgd, 0.01, "SGD weight decay optimizer"),
+        ] {
+            let case = nncheck::check::cases::TrainingCase {
+                optimizer,
+                weight_decay,
+                ..config().training
+            };
+            let reports = training_battery(&CandleModel, &case);
+            print(&reports);
+            for r in &reports {
+                assert_eq!(
+                    r.verdict(),
+                    Verdict::NotApplicable(capability.into()),
+                    "{}",
+                    r.line()
+                );
+            }
+        }
+    }
+
+    /// Plain SGD, which candle-nn has: the same verdicts as AdamW.
+    #[test]
+    fn plain_sgd_gets_the_same_verdicts() {
+        let case = nncheck::check::cases::TrainingCase {
+            optimizer: OptimizerKind::Sgd,
+            weight_decay: 0.0,
+            ..config().training
+        };
+        let sgd = training_battery(&CandleModel, &case);
+        print(&sgd);
+        let adamw = training_battery(&CandleModel, &config().training);
+        let verdicts = |reports: &[CheckReport]| -> Vec<(String, Verdict)> {
+            reports
+                .iter()
+                .map(|r| (r.check.clone(), r.verdict()))
+                .collect()
+        };
+        assert_eq!(verdicts(&sgd), verdicts(&adamw));
+    }
+}
+
+#[cfg(not(feature = "candle"))]
+#[test]
+fn skipped_without_candle() {
+    println!(
+        "SKIPPED conform_candle: built without the candle feature \
+         (cargo test --release --features candle --test conform_candle)"
+    );
+}
