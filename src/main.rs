@@ -60,6 +60,9 @@ struct ConformArgs {
     /// Print the scoreboard (rows, cells, every record) as JSON.
     #[arg(long)]
     json: bool,
+    /// Print the README's comparison table (Markdown) instead.
+    #[arg(long, conflicts_with = "json")]
+    markdown: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -168,6 +171,8 @@ fn conform(args: &ConformArgs) -> ExitCode {
             "{}",
             serde_json::to_string_pretty(&board).expect("serialisable")
         );
+    } else if args.markdown {
+        print!("{}", board.markdown());
     } else {
         print!("{}", board.render());
     }

@@ -192,3 +192,40 @@ fn conform_json_has_a_verdict_for_every_row_and_subject() {
         }
     }
 }
+
+/// The README's measured comparison of frameworks is `nncheck conform
+/// --markdown` with every adapter compiled in: same rows, same columns, same
+/// verdict in every cell. (The figures are one run's: an unseedable framework
+/// draws other masks each run, so only the verdicts are held to the README.)
+#[test]
+fn the_readme_framework_table_has_the_scoreboards_verdicts() {
+    if !cfg!(all(feature = "candle", feature = "burn")) {
+        println!(
+            "SKIPPED the_readme_framework_table_has_the_scoreboards_verdicts: needs --features candle,burn"
+        );
+        return;
+    }
+    let out = nncheck(&["conform", "--markdown"]);
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md is readable");
+    // The verdict of each cell: the text before its first colon.
+    let tags = |line: &str| -> Vec<String> {
+        line.trim_matches('|')
+            .split(" | ")
+            .map(|cell| cell.split(':').next().unwrap_or("").trim().to_string())
+            .collect()
+    };
+    let mut lines = table.lines();
+    let header = lines.next().expect("a header");
+    assert!(readme.contains(header), "README lacks the header {header}");
+    for line in lines.skip(1) {
+        let row = line.split(" | ").next().unwrap();
+        let theirs = readme
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("README lacks the row {row}"));
+        assert_eq!(tags(theirs), tags(line), "README row {row} differs:\n{line}");
+    }
+}

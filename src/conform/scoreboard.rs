@@ -223,6 +223,45 @@ impl Scoreboard {
             .all(|(_, r)| r.pass)
     }
 
+    /// The rows the README's comparison of frameworks shows, in its order.
+    pub const README_ROWS: [&'static str; 10] = [
+        QUESTION_CHECK,
+        "frozen_weights_unchanged",
+        "drop_rate_binomial",
+        "survivors_scaled_exactly",
+        "eval_is_identity",
+        "backward_uses_forward_mask",
+        "dropped_negative_sign",
+        "dropped_special_values",
+        "rate_one",
+        "invalid_rate_refused",
+    ];
+
+    /// The README's measured comparison of frameworks as a Markdown table: one
+    /// row per check of [`README_ROWS`](Self::README_ROWS), one column per
+    /// subject, each cell the verdict and the observed figure. `.ci/run` checks
+    /// that the README holds these lines, so the table is regenerated, not
+    /// edited.
+    pub fn markdown(&self) -> String {
+        let mut out = format!("| check | {} |\n", self.subjects.join(" | "));
+        out.push_str(&format!("|---|{}\n", "---|".repeat(self.subjects.len())));
+        for check in Self::README_ROWS {
+            let Some(row) = self.rows.iter().find(|r| r.check == check) else {
+                continue;
+            };
+            let cells: Vec<String> = row
+                .cells
+                .iter()
+                .map(|c| match c {
+                    Some(c) => c.text().replace('|', "/"),
+                    None => "—".into(),
+                })
+                .collect();
+            out.push_str(&format!("| `{check}` | {} |\n", cells.join(" | ")));
+        }
+        out
+    }
+
     /// The scoreboard as text: the question and its measured answers, then one
     /// block per row with a line per subject.
     pub fn render(&self) -> String {
