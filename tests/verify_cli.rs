@@ -157,7 +157,10 @@ fn conform_json_has_a_verdict_for_every_row_and_subject() {
             .unwrap()
             .iter()
             .any(|n| n[1] == feature);
-        assert!(compiled != skipped, "{name}: compiled {compiled}, listed as skipped {skipped}");
+        assert!(
+            compiled != skipped,
+            "{name}: compiled {compiled}, listed as skipped {skipped}"
+        );
         if skipped {
             println!("SKIPPED {name} column: built without the `{feature}` feature");
         }
@@ -181,13 +184,23 @@ fn conform_json_has_a_verdict_for_every_row_and_subject() {
         // A subject runs a row if it runs that battery at all: the model
         // subjects are the ones with a cell in the question's row.
         let is_model_row = row["check"].as_str().unwrap().contains("frozen")
-            || ["trainable_weights_changed", "freeze_is_recursive", "gradient_passes_frozen_layer",
-                "unfreeze_takes_effect_without_recompile", "inference_deterministic"]
-                .contains(&row["check"].as_str().unwrap());
+            || [
+                "trainable_weights_changed",
+                "freeze_is_recursive",
+                "gradient_passes_frozen_layer",
+                "unfreeze_takes_effect_without_recompile",
+                "inference_deterministic",
+            ]
+            .contains(&row["check"].as_str().unwrap());
         for (i, cell) in cells.iter().enumerate() {
             let runs_models = !question["cells"][i].is_null();
             if is_model_row == runs_models && row["check"] != "rate_one_drops_everything" {
-                assert!(!cell.is_null(), "{} has no verdict on {}", subjects[i], row["check"]);
+                assert!(
+                    !cell.is_null(),
+                    "{} has no verdict on {}",
+                    subjects[i],
+                    row["check"]
+                );
             }
         }
     }
@@ -226,6 +239,10 @@ fn the_readme_framework_table_has_the_scoreboards_verdicts() {
             .lines()
             .find(|l| l.starts_with(row))
             .unwrap_or_else(|| panic!("README lacks the row {row}"));
-        assert_eq!(tags(theirs), tags(line), "README row {row} differs:\n{line}");
+        assert_eq!(
+            tags(theirs),
+            tags(line),
+            "README row {row} differs:\n{line}"
+        );
     }
 }

@@ -34,10 +34,27 @@ pub fn check_seeded_masks_reproducible<F: Element>(
         (Err(e), _) | (_, Err(e)) => return CheckReport::from_error(CHECK, subject, &e),
     };
     let same = bits_equal(&a, &b);
-    let coincide = (rate.powi(2) + (1.0 - rate).powi(2)).powf(x.len() as f64);
+    judge(CHECK, subject, rate, x.len(), alpha, same, || {
+        Ok(!bits_equal(&a, &first.run(x.clone(), Phase::Train)?))
+    })
+}
+
+/// The verdict of a reproducibility check: `same` (the two seeded outputs
+/// agree) and, where two independent masks over `units` would coincide with
+/// probability below `alpha`, `next_differs` (the following call drew another).
+fn judge(
+    check: &str,
+    subject: &str,
+    rate: f64,
+    units: usize,
+    alpha: f64,
+    same: bool,
+    next_differs: impl FnOnce() -> crate::Result<bool>,
+) -> CheckReport {
+    let coincide = (rate.powi(2) + (1.0 - rate).powi(2)).powf(units as f64);
     if coincide >= alpha {
         return CheckReport::exact(
-            CHECK,
+            check,
             subject,
             format!(
                 "same seed same output: {same}; next call not compared \
@@ -47,12 +64,12 @@ pub fn check_seeded_masks_reproducible<F: Element>(
             same,
         );
     }
-    let differs = match first.run(x.clone(), Phase::Train) {
-        Ok(next) => !bits_equal(&a, &next),
-        Err(e) => return CheckReport::from_error(CHECK, subject, &e),
+    let differs = match next_differs() {
+        Ok(differs) => differs,
+        Err(e) => return CheckReport::from_error(check, subject, &e),
     };
     CheckReport::exact(
-        CHECK,
+        check,
         subject,
         format!("same seed same output: {same}; next call differs: {differs}"),
         "true; true".into(),
@@ -80,33 +97,19 @@ pub fn check_reseed_reproducible<F: Element>(
         let a = layer.run(x.clone(), Phase::Train)?;
         layer.reseed(seed)?;
         let b = layer.run(x.clone(), Phase::Train)?;
-        let next = layer.run(x.clone(), Phase::Train)?;
-        Ok((a, b, next))
+        Ok((a, b))
     };
-    let (a, b, next) = match run() {
+    let (a, b) = match run() {
         Ok(r) => r,
         Err(e) => return CheckReport::from_error(CHECK, subject, &e),
     };
-    let same = bits_equal(&a, &b);
-    let coincide = (rate.powi(2) + (1.0 - rate).powi(2)).powf(x.len() as f64);
-    if coincide >= alpha {
-        return CheckReport::exact(
-            CHECK,
-            subject,
-            format!(
-                "same seed same output: {same}; next call not compared \
-                 (two masks coincide by chance with probability {coincide:.3e} >= alpha {alpha:e})"
-            ),
-            "true".into(),
-            same,
-        );
-    }
-    let differs = !bits_equal(&a, &next);
-    CheckReport::exact(
+    judge(
         CHECK,
         subject,
-        format!("same seed same output: {same}; next call differs: {differs}"),
-        "true; true".into(),
-        same && differs,
+        rate,
+        x.len(),
+        alpha,
+        bits_equal(&a, &b),
+        || Ok(!bits_equal(&a, &layer.run(x.clone(), Phase::Train)?)),
     )
 }

@@ -71,41 +71,31 @@ pub fn assert_row(reports: &[CheckReport], row: &str) {
 #[macro_export]
 macro_rules! dropout_conformance_tests {
     ($module:ident, $subject:expr) => {
-        #[allow(missing_docs)]
-        pub mod $module {
-            #[allow(unused_imports)]
-            use super::*;
-            fn reports() -> &'static [$crate::check::CheckReport] {
-                static REPORTS: ::std::sync::OnceLock<::std::vec::Vec<$crate::check::CheckReport>> =
-                    ::std::sync::OnceLock::new();
-                REPORTS.get_or_init(|| {
-                    $crate::check::battery::dropout_battery(
-                        &$subject,
-                        &$crate::conform::macros::default_dropout_case(),
-                        $crate::check::stats::DEFAULT_ALPHA,
-                    )
-                })
-            }
-            $crate::__conformance_rows!(
-                drop_rate_binomial,
-                survivors_scaled_exactly,
-                special_values_kept_scaled,
-                eval_is_identity,
-                backward_uses_forward_mask,
-                counters_match_output,
-                per_position_uniformity,
-                successive_calls_independent,
-                neighbours_independent,
-                reseeded_masks_reproducible,
-                seeded_masks_reproducible,
-                noise_shape_cells_shared,
-                rate_one_drops_everything,
-                dropped_special_values,
-                dropped_negative_sign,
-                rate_one,
-                invalid_rate_refused
-            );
-        }
+        $crate::__conformance_module!(
+            $module,
+            $crate::check::battery::dropout_battery(
+                &$subject,
+                &$crate::conform::macros::default_dropout_case(),
+                $crate::check::stats::DEFAULT_ALPHA,
+            ),
+            drop_rate_binomial,
+            survivors_scaled_exactly,
+            special_values_kept_scaled,
+            eval_is_identity,
+            backward_uses_forward_mask,
+            counters_match_output,
+            per_position_uniformity,
+            successive_calls_independent,
+            neighbours_independent,
+            reseeded_masks_reproducible,
+            seeded_masks_reproducible,
+            noise_shape_cells_shared,
+            rate_one_drops_everything,
+            dropped_special_values,
+            dropped_negative_sign,
+            rate_one,
+            invalid_rate_refused
+        );
     };
 }
 
@@ -122,6 +112,30 @@ macro_rules! dropout_conformance_tests {
 #[macro_export]
 macro_rules! model_conformance_tests {
     ($module:ident, $subject:expr) => {
+        $crate::__conformance_module!(
+            $module,
+            $crate::check::battery::training_battery(
+                &$subject,
+                &$crate::conform::macros::default_training_case(),
+            ),
+            frozen_weights_unchanged,
+            trainable_weights_changed,
+            frozen_optimizer_slots_unchanged,
+            frozen_model_dropout_active_in_fit,
+            freeze_is_recursive,
+            gradient_passes_frozen_layer,
+            unfreeze_takes_effect_without_recompile,
+            inference_deterministic
+        );
+    };
+}
+
+/// A module whose tests share one run of `$battery`, one test per row name; an
+/// implementation detail of the two macros above.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_module {
+    ($module:ident, $battery:expr, $($row:ident),* $(,)?) => {
         #[allow(missing_docs)]
         pub mod $module {
             #[allow(unused_imports)]
@@ -129,37 +143,14 @@ macro_rules! model_conformance_tests {
             fn reports() -> &'static [$crate::check::CheckReport] {
                 static REPORTS: ::std::sync::OnceLock<::std::vec::Vec<$crate::check::CheckReport>> =
                     ::std::sync::OnceLock::new();
-                REPORTS.get_or_init(|| {
-                    $crate::check::battery::training_battery(
-                        &$subject,
-                        &$crate::conform::macros::default_training_case(),
-                    )
-                })
+                REPORTS.get_or_init(|| $battery)
             }
-            $crate::__conformance_rows!(
-                frozen_weights_unchanged,
-                trainable_weights_changed,
-                frozen_optimizer_slots_unchanged,
-                frozen_model_dropout_active_in_fit,
-                freeze_is_recursive,
-                gradient_passes_frozen_layer,
-                unfreeze_takes_effect_without_recompile,
-                inference_deterministic
-            );
+            $(
+                #[test]
+                pub fn $row() {
+                    $crate::conform::macros::assert_row(reports(), stringify!($row));
+                }
+            )*
         }
-    };
-}
-
-/// One test per row name; an implementation detail of the two macros above.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __conformance_rows {
-    ($($row:ident),* $(,)?) => {
-        $(
-            #[test]
-            pub fn $row() {
-                $crate::conform::macros::assert_row(reports(), stringify!($row));
-            }
-        )*
     };
 }
