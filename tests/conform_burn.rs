@@ -10,7 +10,7 @@ mod burn_subjects {
     use nncheck::check::battery::{dropout_battery, training_battery};
     use nncheck::check::{CheckReport, Verdict};
     use nncheck::conform::burn::{BurnDropout, BurnModel, Freezing};
-    use nncheck::conform::scoreboard::ConformConfig;
+    use nncheck::conform::scoreboard::{ConformConfig, Scoreboard};
     use std::sync::{Mutex, MutexGuard};
 
     /// burn draws every mask from one process-wide stream, which `reseed` and a
@@ -185,6 +185,34 @@ mod burn_subjects {
             one(&records, "frozen_optimizer_slots_unchanged").verdict(),
             Verdict::NotApplicable("optimizer state access".into())
         );
+    }
+
+    /// The scoreboard runs the three burn subjects compiled in, and its answer
+    /// to the question is burn's two answers side by side.
+    #[test]
+    fn scoreboard_answers() {
+        let _turn = turn();
+        let subjects = nncheck::conform::compiled_subjects();
+        let board = Scoreboard::run(&subjects, &config(), |_| {});
+        for (subject, record) in &board.records {
+            println!("{subject}: {}", record.line());
+        }
+        let answer = |subject: &str| {
+            board
+                .answers()
+                .into_iter()
+                .find(|(s, _)| s == subject)
+                .and_then(|(_, cell)| cell)
+                .map(|cell| cell.verdict)
+        };
+        assert_eq!(answer("nncheck"), Some(Verdict::Pass));
+        assert_eq!(answer("burn 0.22 freeze()"), Some(Verdict::Fail));
+        assert_eq!(answer("burn 0.22 no_grad()"), Some(Verdict::Pass));
+        assert!(board.subjects.iter().any(|s| s == "burn 0.22"));
+        assert!(board
+            .not_compiled
+            .iter()
+            .all(|(name, _)| name != "burn 0.22"));
     }
 }
 
