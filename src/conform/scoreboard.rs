@@ -253,7 +253,7 @@ impl Scoreboard {
                 .cells
                 .iter()
                 .map(|c| match c {
-                    Some(c) => c.text().replace('|', "/"),
+                    Some(c) => c.text().replace('|', "/").replace('\n', " "),
                     None => "—".into(),
                 })
                 .collect();

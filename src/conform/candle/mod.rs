@@ -42,11 +42,14 @@ use ndarray::ArrayD;
 /// The name both subjects report.
 const NAME: &str = "candle-nn 0.11";
 
-/// A candle error as the suite records it: candle's message, as candle gave it.
+/// A candle error as the suite records it: candle's message, as candle gave it,
+/// without the backtrace candle appends when `RUST_BACKTRACE` is set (a
+/// scoreboard cell is one line).
 fn subject_error(e: candle_core::Error) -> Error {
+    let text = e.to_string();
     Error::Subject {
         subject: NAME.into(),
-        message: e.to_string(),
+        message: text.lines().next().unwrap_or_default().to_string(),
     }
 }
 
