@@ -91,7 +91,7 @@ fn the_readme_excerpt_is_what_the_main_job_prints() {
 #[test]
 fn verify_shards_join_to_the_unsharded_run() {
     let records = |extra: &[&str]| -> Vec<serde_json::Value> {
-        let mut args = vec!["verify", "--cases", "400", "--seed", "1", "--json"];
+        let mut args = vec!["verify", "--cases", "200", "--seed", "1", "--json"];
         args.extend_from_slice(extra);
         let out = nncheck(&args);
         assert!(out.status.success(), "verify {extra:?} failed");
