@@ -105,7 +105,7 @@ impl CheckReport {
             ..Self::exact(
                 check,
                 subject,
-                format!("not applicable: the subject has no {capability}"),
+                format!("the subject has no {capability}"),
                 format!("a subject with {capability}"),
                 false,
             )
