@@ -658,6 +658,47 @@ fn non_finite_update_is_not_applied() {
     assert_unchanged("overflowing update", &model, &before);
 }
 
+/// A rejected step leaves its non-finite gradient in the layer's gradient buffer;
+/// once the layer is frozen, that stale gradient belongs to no step and must not
+/// block the training of the rest (SPEC §3: only effectively trainable weights
+/// take part in a step; §7: nothing already trained is lost).
+#[test]
+fn a_frozen_layers_stale_non_finite_gradient_does_not_block_training() {
+    let mut model = Sequential::<f32>::new("m")
+        .add(Dense::new(2).named("first"))
+        .add(Dense::new(1).named("second"))
+        .build(&[3], Some(0))
+        .unwrap();
+    model
+        .compile(Sgd::new(0.01), Loss::MeanSquaredError)
+        .unwrap();
+    // A zero first kernel keeps the prediction (the second layer's bias) finite
+    // on any input, while the first kernel's gradient, x^T dy, sums two inputs
+    // of 3e38 and overflows f32.
+    model
+        .set_weight("m/first/kernel", ArrayD::zeros(vec![3, 2]))
+        .unwrap();
+    model
+        .set_weight("m/second/kernel", ArrayD::ones(vec![2, 1]))
+        .unwrap();
+    let huge = ArrayD::from_elem(vec![2, 3], 3e38f32);
+    let y = ArrayD::from_elem(vec![2, 1], 1.0f32);
+    assert_rejected!(
+        model.train_on_batch(&huge, &y),
+        Error::NonFiniteStep { what: "gradient", weight, .. } if weight == "m/first/kernel"
+    );
+    model.set_trainable_at("m/first", false).unwrap();
+    let before = snapshot(&model);
+    model
+        .train_on_batch(&data(4, 3), &ArrayD::from_elem(vec![4, 1], 1.0f32))
+        .expect("the frozen layer's stale gradient is not part of this step");
+    let after = snapshot(&model);
+    assert!(
+        !bits_equal(&before.weights[3].1, &after.weights[3].1),
+        "the second layer's bias trained"
+    );
+}
+
 /// Messages name the bad value and what was expected; the README quotes these three
 /// verbatim, so this test keeps it true.
 #[test]

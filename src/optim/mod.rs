@@ -113,3 +113,93 @@ pub(crate) fn check_range(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Adam, Optimizer, Sgd, SlotState};
+    use crate::layer::{Weight, WeightKind};
+    use ndarray::ArrayD;
+
+    /// Adam refuses a moment decay of 1 (its bias correction divides by
+    /// `1 - beta^t`), and sees an update whose second moment overflows.
+    #[test]
+    fn adam_refuses_a_decay_of_one_and_sees_an_overflowing_moment() {
+        for (beta_1, beta_2) in [(1.0, 0.999), (0.9, 1.0)] {
+            let mut adam = Adam::<f32>::new(0.1);
+            (adam.beta_1, adam.beta_2) = (beta_1, beta_2);
+            assert!(adam.validate().is_err(), "beta {beta_1}, {beta_2} accepted");
+        }
+        let mut w = Weight::new("w", WeightKind::Param, ArrayD::from_elem(vec![1], 1.0f32));
+        // 1e20 is a finite f32; its square, the second moment's input, is not.
+        w.grad = Some(ArrayD::from_elem(vec![1], 1e20f32));
+        assert!(!Adam::new(0.1).update_is_finite(&w));
+        w.grad = Some(ArrayD::from_elem(vec![1], 1.0f32));
+        assert!(Adam::new(0.1).update_is_finite(&w));
+    }
+
+    /// Without weight decay there is no decay step at all, not a step by zero:
+    /// `w - w * 0 * lr` would turn a weight of -0.0 into +0.0.
+    #[test]
+    fn no_weight_decay_leaves_a_negative_zero_weight_alone() {
+        // (With momentum, `w + m` turns -0.0 into +0.0 whatever the decay.)
+        let optimizers: [Box<dyn Optimizer<f32>>; 2] =
+            [Box::new(Sgd::new(0.1)), Box::new(Adam::new(0.1))];
+        for mut optimizer in optimizers {
+            let mut w = Weight::new("w", WeightKind::Param, ArrayD::from_elem(vec![1], -0.0f32));
+            w.grad = Some(ArrayD::zeros(vec![1]));
+            optimizer.apply(&mut w);
+            assert_eq!(
+                w.value[[0]].to_bits(),
+                (-0.0f32).to_bits(),
+                "{} moved a -0.0 weight with a zero gradient",
+                optimizer.name()
+            );
+        }
+    }
+
+    /// A boxed optimizer, as `compile` takes one chosen at run time, is the
+    /// optimizer inside: its name in reports and its hyper-parameter check.
+    #[test]
+    fn a_boxed_optimizer_is_the_optimizer_inside() {
+        let boxed = |o: Box<dyn Optimizer<f32>>| o;
+        assert_eq!(boxed(Box::new(Sgd::new(0.1))).name(), "SGD");
+        assert_eq!(boxed(Box::new(Adam::new(0.1))).name(), "Adam");
+        assert_eq!(boxed(Box::new(Adam::adamw(0.1))).name(), "AdamW");
+        assert!(boxed(Box::new(Sgd::new(-1.0))).validate().is_err());
+        assert!(boxed(Box::new(Adam::new(0.1))).validate().is_ok());
+    }
+
+    fn state(steps: u64, slot: &[f32]) -> SlotState<f32> {
+        SlotState {
+            slots: vec![ArrayD::from_shape_vec(vec![slot.len()], slot.to_vec()).unwrap()],
+            steps,
+        }
+    }
+
+    /// The frozen-slot checks rest on this comparison: a step count or a single
+    /// slot bit that moved must show, each on its own.
+    #[test]
+    fn bits_equal_tells_apart_steps_and_every_slot_bit() {
+        let a = state(3, &[1.0, -0.0, f32::NAN]);
+        assert!(SlotState::bits_equal(Some(&a), Some(&a.clone())));
+        assert!(!SlotState::bits_equal(
+            Some(&a),
+            Some(&state(4, &[1.0, -0.0, f32::NAN]))
+        ));
+        assert!(!SlotState::bits_equal(
+            Some(&a),
+            Some(&state(3, &[1.0, 0.0, f32::NAN]))
+        ));
+        assert!(!SlotState::bits_equal(
+            Some(&a),
+            Some(&state(3, &[1.0, -0.0]))
+        ));
+        let no_slots = SlotState::<f32> {
+            slots: vec![],
+            steps: 3,
+        };
+        assert!(!SlotState::bits_equal(Some(&a), Some(&no_slots)));
+        assert!(!SlotState::bits_equal(Some(&a), None));
+        assert!(SlotState::<f32>::bits_equal(None, None));
+    }
+}
