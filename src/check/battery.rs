@@ -153,9 +153,7 @@ pub fn dropout_battery(
     let mut reports = Vec::new();
     let with_layer =
         |check: &str, label: &str, rate: f64, f: &dyn Fn(BoxedDropout) -> Vec<CheckReport>| {
-            build_layer(subject, rate, seed)
-                .and_then(|layer| catching(&name, || Ok(f(layer))))
-                .unwrap_or_else(|e| vec![CheckReport::from_error(check, label, &e)])
+            guarded(&name, check, label, || build_layer(subject, rate, seed), f)
         };
     reports.extend(with_layer("drop_rate_binomial", &label, rate, &|mut l| {
         vec![check_train_drop_rate(&label, &mut l, &x, calls, alpha)]
@@ -266,38 +264,50 @@ pub fn dropout_battery(
     ));
     // Two layers built with one seed draw one mask sequence, where the subject
     // seeds at build.
-    let seeded = catching(&name, || {
-        Ok((
-            subject.build(rate, Some(seed))?,
-            subject.build(rate, Some(seed))?,
-        ))
-    });
-    reports.push(match seeded {
-        Ok((mut first, mut twin)) => catching(&name, || {
-            Ok(check_seeded_masks_reproducible(
-                &label, &mut first, &mut twin, &x, alpha,
+    reports.extend(guarded(
+        &name,
+        "seeded_masks_reproducible",
+        &label,
+        || {
+            Ok((
+                subject.build(rate, Some(seed))?,
+                subject.build(rate, Some(seed))?,
             ))
-        })
-        .unwrap_or_else(|e| CheckReport::from_error("seeded_masks_reproducible", &label, &e)),
-        Err(e) => CheckReport::from_error("seeded_masks_reproducible", &label, &e),
-    });
+        },
+        |(mut first, mut twin)| {
+            vec![check_seeded_masks_reproducible(
+                &label, &mut first, &mut twin, &x, alpha,
+            )]
+        },
+    ));
     // Axis 1 shares one mask cell; batch rows stay independent draws. An axis 1
     // of length 1 shares nothing, so the check could not fail there.
     if shape.len() >= 2 && shape[1] > 1 {
         let mut noise = vec![None; shape.len()];
         noise[1] = Some(1);
-        let built = catching(&name, || {
-            subject.build_with_noise_shape(rate, Some(seed), &noise)
-        });
-        reports.push(match built {
-            Ok(mut layer) => catching(&name, || {
-                Ok(check_noise_shape_cells_shared(&label, &mut layer, &x, 1))
-            })
-            .unwrap_or_else(|e| CheckReport::from_error("noise_shape_cells_shared", &label, &e)),
-            Err(e) => CheckReport::from_error("noise_shape_cells_shared", &label, &e),
-        });
+        reports.extend(guarded(
+            &name,
+            "noise_shape_cells_shared",
+            &label,
+            || subject.build_with_noise_shape(rate, Some(seed), &noise),
+            |mut layer| vec![check_noise_shape_cells_shared(&label, &mut layer, &x, 1)],
+        ));
     }
     reports
+}
+
+/// Builds what a check needs with `build` and runs the check with `run`; an
+/// error or a panic of the subject in either becomes the record of `check`.
+fn guarded<T>(
+    subject: &str,
+    check: &str,
+    label: &str,
+    build: impl FnOnce() -> Result<T>,
+    run: impl FnOnce(T) -> Vec<CheckReport>,
+) -> Vec<CheckReport> {
+    catching(subject, build)
+        .and_then(|built| catching(subject, || Ok(run(built))))
+        .unwrap_or_else(|e| vec![CheckReport::from_error(check, label, &e)])
 }
 
 /// A built layer whose every call runs in `Train`, seen as an eval-identity

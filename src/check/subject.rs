@@ -142,11 +142,7 @@ impl DropoutSubject for CoreDropout {
         "nncheck".into()
     }
     fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
-        let layer = crate::layers::Dropout::new(rate)?;
-        Ok(Box::new(match seed {
-            Some(seed) => layer.with_seed(seed),
-            None => layer,
-        }))
+        Ok(Box::new(seeded(crate::layers::Dropout::new(rate)?, seed)))
     }
     fn build_with_noise_shape(
         &self,
@@ -155,10 +151,15 @@ impl DropoutSubject for CoreDropout {
         noise_shape: &[Option<usize>],
     ) -> Result<BoxedDropout> {
         let layer = crate::layers::Dropout::new(rate)?.with_noise_shape(noise_shape.to_vec());
-        Ok(Box::new(match seed {
-            Some(seed) => layer.with_seed(seed),
-            None => layer,
-        }))
+        Ok(Box::new(seeded(layer, seed)))
+    }
+}
+
+/// The layer with its seed pinned, where one is given.
+fn seeded(layer: crate::layers::Dropout<f32>, seed: Option<u64>) -> crate::layers::Dropout<f32> {
+    match seed {
+        Some(seed) => layer.with_seed(seed),
+        None => layer,
     }
 }
 
