@@ -8,7 +8,8 @@
 
 use ndarray::ArrayD;
 use nncheck::optim::Adam;
-use nncheck::{Dense, Dropout, Layer, Loss, Model, Phase, ReLU, Sequential};
+use nncheck::phase::ForwardCtx;
+use nncheck::{Dense, Dropout, Functional, Layer, Loss, Model, Phase, ReLU, Sequential};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -150,4 +151,25 @@ fn train_phase_dropout_allocates_nothing_per_element() {
     // Only shape bookkeeping: the same few bytes at 6,400 and 640,000 elements.
     assert_eq!(seen[0], seen[1]);
     assert!(seen[0].1 + seen[0].3 < 256, "{seen:?}");
+}
+
+#[test]
+fn a_functional_model_moves_each_value_to_its_last_reader() {
+    // A value read once is moved along the graph, not copied: an eval-phase pass
+    // through identity layers costs the same few bytes at any batch size.
+    let mut seen = Vec::new();
+    for rows in [64, 6400] {
+        let mut g = Functional::<f32>::new("g", Some(1));
+        let input = g.input(&[100]).unwrap();
+        let first = g.apply(Dropout::new(0.5).unwrap(), input).unwrap();
+        let second = g.apply(Dropout::new(0.5).unwrap(), first).unwrap();
+        let mut m = g.build(second).unwrap();
+        let x = ArrayD::from_elem(vec![rows, 100], 1.0f32);
+        let (allocs, bytes, _) =
+            counted(|| Layer::forward(&mut m, x, ForwardCtx::top(Phase::Eval)).unwrap());
+        println!("functional eval pass on {rows} x 100 f32: {allocs} allocations / {bytes} bytes");
+        seen.push((allocs, bytes));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert!(seen[0].1 < 1024, "{seen:?}");
 }
