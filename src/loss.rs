@@ -2,7 +2,8 @@
 //!
 //! Mean squared error is the mean over the last axis, then over the batch (for
 //! equal-width samples, the mean over every element). Binary cross-entropy from
-//! probabilities clips them to `[1e-7, 1 - 1e-7]` (no gradient where clipped);
+//! probabilities clips them to `[1e-7, 1 - 1e-7]` (no gradient where clipped, half
+//! of it exactly at a bound, as Keras' clip gives);
 //! from logits it uses the stable log-sigmoid form.
 
 use crate::error::Result;
@@ -66,15 +67,21 @@ impl Loss {
             Loss::BinaryCrossentropy => {
                 let eps = F::round_from(PROBABILITY_EPSILON);
                 let one = F::one();
+                let half = F::round_from(0.5);
                 Zip::from(&mut grad)
                     .and(pred)
                     .and(target)
                     .for_each(|g, &p, &y| {
                         let clipped = p.max(eps).min(one - eps);
                         total -= (y * clipped.ln() + (one - y) * (one - clipped).ln()).to_f64();
-                        let inside = p > eps && p < one - eps;
-                        *g = if inside {
-                            (-(y / clipped) + (one - y) / (one - clipped)) * inv_n
+                        let slope = (-(y / clipped) + (one - y) / (one - clipped)) * inv_n;
+                        *g = if p > eps && p < one - eps {
+                            slope
+                        } else if p == eps || p == one - eps {
+                            // Keras clips with a maximum and a minimum, whose
+                            // gradient at a tie is shared evenly between the two
+                            // arguments: exactly at a bound, half passes.
+                            half * slope
                         } else {
                             F::zero()
                         };
@@ -95,5 +102,37 @@ impl Loss {
             }
         }
         Ok((total / n, grad))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::arr1;
+
+    /// The cross-entropy gradient at `p` for target `y`, one sample.
+    fn bce_grad(p: f64, y: f64) -> f64 {
+        let (_, g) = Loss::BinaryCrossentropy
+            .value_and_grad(&arr1(&[p]).into_dyn(), &arr1(&[y]).into_dyn())
+            .unwrap();
+        g[[0]]
+    }
+
+    #[test]
+    fn bce_passes_half_the_gradient_exactly_at_a_clip_bound() {
+        let eps = PROBABILITY_EPSILON;
+        for y in [0.0, 1.0, 0.25] {
+            for p in [eps, 1.0 - eps] {
+                let slope = -(y / p) + (1.0 - y) / (1.0 - p);
+                assert_eq!(bce_grad(p, y).to_bits(), (0.5 * slope).to_bits(), "p {p}, y {y}");
+            }
+            // Inside the bounds the whole gradient, outside none of it.
+            let inside = 2.0 * eps;
+            let slope = -(y / inside) + (1.0 - y) / (1.0 - inside);
+            assert_eq!(bce_grad(inside, y).to_bits(), slope.to_bits());
+            for clipped in [0.0, eps / 2.0, 1.0 - eps / 2.0, 1.0] {
+                assert_eq!(bce_grad(clipped, y).to_bits(), 0.0f64.to_bits(), "p {clipped}");
+            }
+        }
     }
 }

@@ -367,6 +367,22 @@ fn losses_value_and_gradient<F: Precision>() {
     }
 }
 
+/// Binary cross-entropy at exactly its clip bounds, where Keras passes half the
+/// gradient (`data/keras_bce_clip_bounds.json`, made by the script beside it;
+/// float32, Keras' default dtype).
+#[test]
+fn bce_at_the_clip_bounds_matches_keras() {
+    let r: Value = serde_json::from_str(include_str!("data/keras_bce_clip_bounds.json"))
+        .expect("valid JSON");
+    let (pred, target) = (field::<f32>(&r, "y_pred"), field::<f32>(&r, "y_true"));
+    let (value, grad) = Loss::BinaryCrossentropy
+        .value_and_grad(&pred, &target)
+        .unwrap();
+    let tol = F32_TOLERANCE.loss;
+    assert_close_scalar::<f32>("BCE value", value, number(at(&r, "value")), tol);
+    assert_close("BCE gradient", &grad, &field(&r, "grad_wrt_y_pred"), tol);
+}
+
 /// A one-layer BatchNormalization model with the reference's gamma and beta and
 /// fresh moving statistics (mean 0, variance 1).
 fn batch_norm_model<F: Element>(b: &Value) -> nncheck::Model<F> {
