@@ -124,14 +124,22 @@ mod tests {
         for y in [0.0, 1.0, 0.25] {
             for p in [eps, 1.0 - eps] {
                 let slope = -(y / p) + (1.0 - y) / (1.0 - p);
-                assert_eq!(bce_grad(p, y).to_bits(), (0.5 * slope).to_bits(), "p {p}, y {y}");
+                assert_eq!(
+                    bce_grad(p, y).to_bits(),
+                    (0.5 * slope).to_bits(),
+                    "p {p}, y {y}"
+                );
             }
             // Inside the bounds the whole gradient, outside none of it.
             let inside = 2.0 * eps;
             let slope = -(y / inside) + (1.0 - y) / (1.0 - inside);
             assert_eq!(bce_grad(inside, y).to_bits(), slope.to_bits());
             for clipped in [0.0, eps / 2.0, 1.0 - eps / 2.0, 1.0] {
-                assert_eq!(bce_grad(clipped, y).to_bits(), 0.0f64.to_bits(), "p {clipped}");
+                assert_eq!(
+                    bce_grad(clipped, y).to_bits(),
+                    0.0f64.to_bits(),
+                    "p {clipped}"
+                );
             }
         }
     }

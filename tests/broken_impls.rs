@@ -419,13 +419,36 @@ fn a_gradient_stopped_at_a_frozen_layer_is_rejected() {
     ));
 }
 
-/// A BatchNorm whose freeze never reaches the statistics: it keeps training mode.
-struct AlwaysTrainingBatchNorm {
-    inner: BatchNormalization<f32>,
-    trainable: bool,
+/// How a [`FlawedBatchNorm`] gets its freeze wrong in the train phase.
+#[derive(Clone, Copy)]
+enum BatchNormFlaw {
+    /// The freeze never reaches the statistics: it keeps training mode.
+    AlwaysTraining,
+    /// Normalises with the batch statistics but leaves the moving ones alone
+    /// (what a frozen BatchNorm did in Keras before 2.1.3).
+    BatchStatisticsOnly,
+    /// Normalises with the moving statistics, as it should, yet still moves them.
+    StatisticsDriftOnly,
 }
 
-impl Layer<f32> for AlwaysTrainingBatchNorm {
+/// A BatchNorm with one of the [`BatchNormFlaw`]s.
+struct FlawedBatchNorm {
+    inner: BatchNormalization<f32>,
+    trainable: bool,
+    flaw: BatchNormFlaw,
+}
+
+impl FlawedBatchNorm {
+    fn new(flaw: BatchNormFlaw) -> Self {
+        FlawedBatchNorm {
+            inner: BatchNormalization::new(),
+            trainable: true,
+            flaw,
+        }
+    }
+}
+
+impl Layer<f32> for FlawedBatchNorm {
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -436,13 +459,22 @@ impl Layer<f32> for AlwaysTrainingBatchNorm {
         self.inner.build(shape, seeds)
     }
     fn forward(&mut self, x: ArrayD<f32>, ctx: ForwardCtx) -> Result<ArrayD<f32>> {
-        self.inner.forward(
-            x,
-            ForwardCtx {
-                phase: ctx.phase,
-                path_trainable: true,
-            },
-        )
+        let training = ForwardCtx {
+            phase: ctx.phase,
+            path_trainable: true,
+        };
+        match self.flaw {
+            BatchNormFlaw::AlwaysTraining | BatchNormFlaw::BatchStatisticsOnly => {
+                self.inner.forward(x, training)
+            }
+            BatchNormFlaw::StatisticsDriftOnly => {
+                // The training-mode call leaves its update pending; its output is
+                // thrown away for the inference-mode one.
+                let y = self.inner.forward(x.clone(), ctx)?;
+                self.inner.forward(x, training)?;
+                Ok(y)
+            }
+        }
     }
     fn backward(&mut self, dy: ArrayD<f32>, need: bool) -> Result<Option<ArrayD<f32>>> {
         self.inner.backward(dy, need)
@@ -467,7 +499,9 @@ impl Layer<f32> for AlwaysTrainingBatchNorm {
         f(&path, self)
     }
     fn commit_state(&mut self) {
-        self.inner.commit_state()
+        if !matches!(self.flaw, BatchNormFlaw::BatchStatisticsOnly) {
+            self.inner.commit_state()
+        }
     }
 }
 
@@ -498,10 +532,7 @@ fn batchnorm_statistics_updated_while_frozen_are_rejected() {
         ("real", frozen_bn_model(BatchNormalization::new()), false),
         (
             "stats move",
-            frozen_bn_model(AlwaysTrainingBatchNorm {
-                inner: BatchNormalization::new(),
-                trainable: true,
-            }),
+            frozen_bn_model(FlawedBatchNorm::new(BatchNormFlaw::AlwaysTraining)),
             true,
         ),
     ] {
@@ -748,12 +779,16 @@ fn a_frozen_batchnorm_in_training_mode_is_rejected() {
         &mut base(BatchNormalization::new()),
         &x,
     ));
-    rejected(check_frozen_batchnorm_inference_mode(
-        "training mode",
-        &mut base(AlwaysTrainingBatchNorm {
-            inner: BatchNormalization::new(),
-            trainable: true,
-        }),
-        &x,
-    ));
+    // Each half of the rule on its own: the output, then the statistics.
+    for (name, flaw) in [
+        ("training mode", BatchNormFlaw::AlwaysTraining),
+        ("batch statistics only", BatchNormFlaw::BatchStatisticsOnly),
+        ("statistics drift only", BatchNormFlaw::StatisticsDriftOnly),
+    ] {
+        rejected(check_frozen_batchnorm_inference_mode(
+            name,
+            &mut base(FlawedBatchNorm::new(flaw)),
+            &x,
+        ));
+    }
 }

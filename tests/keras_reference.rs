@@ -372,8 +372,8 @@ fn losses_value_and_gradient<F: Precision>() {
 /// float32, Keras' default dtype).
 #[test]
 fn bce_at_the_clip_bounds_matches_keras() {
-    let r: Value = serde_json::from_str(include_str!("data/keras_bce_clip_bounds.json"))
-        .expect("valid JSON");
+    let r: Value =
+        serde_json::from_str(include_str!("data/keras_bce_clip_bounds.json")).expect("valid JSON");
     let (pred, target) = (field::<f32>(&r, "y_pred"), field::<f32>(&r, "y_true"));
     let (value, grad) = Loss::BinaryCrossentropy
         .value_and_grad(&pred, &target)

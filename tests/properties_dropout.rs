@@ -26,6 +26,7 @@ proptest! {
     fn dropout_battery_passes(case in cases()) {
         for r in &dropout_battery(&CoreDropout, &case, DEFAULT_ALPHA) {
             prop_assert!(r.pass, "{}", r.line());
+            prop_assert!(r.alpha.is_none() || r.detectable.is_some(), "no power stated: {}", r.line());
         }
     }
 
@@ -33,6 +34,7 @@ proptest! {
     fn noise_battery_passes(case in cases()) {
         for r in &noise_battery(&case, DEFAULT_ALPHA).unwrap() {
             prop_assert!(r.pass, "{}", r.line());
+            prop_assert!(r.alpha.is_none() || r.detectable.is_some(), "no power stated: {}", r.line());
         }
     }
 

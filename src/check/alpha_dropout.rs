@@ -224,6 +224,20 @@ mod tests {
     }
 
     #[test]
+    fn the_exact_check_passes_a_call_that_keeps_all_or_drops_all() {
+        let x = ArrayD::from_shape_fn(vec![1, 16], |i| i[1] as f32 * 0.25 + 1.0);
+        for (rate, counts) in [
+            (1e-6, "16 kept == a*x+b, 0 dropped"),
+            (1.0 - 1e-6, "0 kept == a*x+b, 16 dropped"),
+        ] {
+            let layer = AlphaDropout::<f32>::new(rate).unwrap().with_seed(3);
+            let mut ad = LayerAsDropout::new(Box::new(layer), rate);
+            let r = check_alpha_dropout_exact("ad", &mut ad, rate, &x);
+            assert!(r.pass && r.observed.starts_with(counts), "{}", r.line());
+        }
+    }
+
+    #[test]
     fn real_layer_passes() {
         let mut ad = LayerAsDropout::new(
             Box::new(AlphaDropout::<f32>::new(0.2).unwrap().with_seed(3)),

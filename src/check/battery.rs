@@ -653,3 +653,38 @@ fn pin_stays_in_its_subtree(
         "pinned/sibling_dropout",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonzero_input_has_both_signs_and_no_zero() {
+        let x = nonzero_input(&[1000], 7);
+        assert!(x.iter().all(|v| (0.01..100.0).contains(&v.abs())));
+        assert!(x.iter().any(|&v| v < 0.0) && x.iter().any(|&v| v > 0.0));
+        assert!(positive_input(&[1000], 7).iter().all(|&v| v > 0.0));
+    }
+
+    #[test]
+    fn special_input_holds_every_special_value() {
+        let bits: Vec<u32> = special_input(&[1000], 7)
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        for (want, what) in [
+            (0x7fc0_1234, "NaN with a payload"),
+            (f32::NAN.to_bits(), "NaN"),
+            (f32::INFINITY.to_bits(), "+inf"),
+            (f32::NEG_INFINITY.to_bits(), "-inf"),
+            ((-0.0f32).to_bits(), "-0.0"),
+            (1e-45f32.to_bits(), "the smallest subnormal"),
+            ((-1e-40f32).to_bits(), "a negative subnormal"),
+            (f32::MAX.to_bits(), "f32::MAX"),
+            (f32::MIN.to_bits(), "f32::MIN"),
+            (1.0f32.to_bits(), "1.0"),
+        ] {
+            assert!(bits.contains(&want), "no {what}");
+        }
+    }
+}
