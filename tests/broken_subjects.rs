@@ -291,6 +291,39 @@ fn dropped_nan_and_negative_zero_left_alone_are_named() {
     );
 }
 
+#[test]
+fn every_wrong_drop_of_a_special_value_is_counted() {
+    let reports = dropout_battery(&Twin(Flaw::DroppedTimesZero), &dropout_case(), ALPHA);
+    let record = reports
+        .iter()
+        .find(|r| r.check == "dropped_special_values")
+        .expect("the special-value audit ran");
+    // `x * 0` turns a dropped finite negative into -0.0 and an infinity into NaN.
+    assert!(
+        record.observed.contains("finite -> -0.0 x"),
+        "{}",
+        record.line()
+    );
+    assert!(
+        record.observed.contains("+inf -> NaN x"),
+        "{}",
+        record.line()
+    );
+    let listed = record.observed.trim_start_matches("dropped: ");
+    let listed = listed.split(" (").next().unwrap_or_default();
+    for entry in listed.split(", ") {
+        let count = entry
+            .rsplit(" x")
+            .next()
+            .and_then(|n| n.parse::<usize>().ok());
+        assert!(
+            count.is_some_and(|n| n > 0),
+            "`{entry}` in {}",
+            record.line()
+        );
+    }
+}
+
 /// What a broken trainable model does differently from the core's.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum ModelFlaw {

@@ -19,12 +19,67 @@ fn cases() -> impl Strategy<Value = DropoutCase> {
     any::<u64>().prop_map(|s| DropoutCase::generate(&mut nncheck::rng::chacha(s)))
 }
 
+/// The records of the dropout battery, in order (the noise-shape check follows
+/// when axis 1 has more than one position).
+const DROPOUT_CHECKS: [&str; 16] = [
+    "drop_rate_binomial",
+    "survivors_scaled_exactly",
+    "special_values_kept_scaled",
+    "dropped_special_values",
+    "eval_is_identity",
+    "eval_is_identity",
+    "backward_uses_forward_mask",
+    "dropped_negative_sign",
+    "counters_match_output",
+    "rate_one",
+    "invalid_rate_refused",
+    "per_position_uniformity",
+    "successive_calls_independent",
+    "neighbours_independent",
+    "reseeded_masks_reproducible",
+    "seeded_masks_reproducible",
+];
+
+/// The records of the battery of the other train-only layers, in order.
+const NOISE_CHECKS: [&str; 22] = [
+    "eval_identity_bits",
+    "eval_identity_bits",
+    "eval_identity_bits",
+    "eval_identity_bits",
+    "gaussian_noise_mean",
+    "gaussian_noise_variance",
+    "gaussian_noise_ks",
+    "gaussian_dropout_mean",
+    "gaussian_dropout_variance",
+    "gaussian_dropout_ks",
+    "alpha_dropout_values_exact",
+    "alpha_dropout_drop_rate",
+    "alpha_dropout_mean",
+    "alpha_dropout_variance",
+    "spatial_whole_channels",
+    "spatial_channel_drop_rate",
+    "spatial_whole_channels",
+    "spatial_channel_drop_rate",
+    "noise_layer_active_in_frozen_fit",
+    "noise_layer_active_in_frozen_fit",
+    "noise_layer_active_in_frozen_fit",
+    "noise_layer_active_in_frozen_fit",
+];
+
 proptest! {
     #![proptest_config(common::config(256))]
 
     #[test]
     fn dropout_battery_passes(case in cases()) {
-        for r in &dropout_battery(&CoreDropout, &case, DEFAULT_ALPHA) {
+        let reports = dropout_battery(&CoreDropout, &case, DEFAULT_ALPHA);
+        // Every check ran: an empty or shortened battery would pass vacuously.
+        let mut expected = DROPOUT_CHECKS.to_vec();
+        if case.shape.len() >= 2 && case.shape[1] > 1 {
+            expected.push("noise_shape_cells_shared");
+        }
+        let ran: Vec<&str> = reports.iter().map(|r| r.check.as_str()).collect();
+        prop_assert_eq!(ran, expected);
+        for r in &reports {
             prop_assert!(r.pass, "{}", r.line());
             prop_assert!(r.alpha.is_none() || r.detectable.is_some(), "no power stated: {}", r.line());
         }
@@ -32,7 +87,10 @@ proptest! {
 
     #[test]
     fn noise_battery_passes(case in cases()) {
-        for r in &noise_battery(&case, DEFAULT_ALPHA).unwrap() {
+        let reports = noise_battery(&case, DEFAULT_ALPHA).unwrap();
+        let ran: Vec<&str> = reports.iter().map(|r| r.check.as_str()).collect();
+        prop_assert_eq!(ran, NOISE_CHECKS);
+        for r in &reports {
             prop_assert!(r.pass, "{}", r.line());
             prop_assert!(r.alpha.is_none() || r.detectable.is_some(), "no power stated: {}", r.line());
         }

@@ -94,7 +94,8 @@ impl SurvivorAudit {
 ///
 /// Power: the report states the smallest bias on the rate that the check detects
 /// with probability 0.99 at this sample size (about 0.0037 at n = 10^6, p = 0.5,
-/// alpha = 1e-9).
+/// alpha = 1e-9). Rates 0 and 1 state none: their region is the one count that
+/// cannot vary, and any other count fails.
 pub fn check_drop_rate(
     subject: &str,
     draws: u64,
@@ -488,5 +489,32 @@ pub fn check_counters_match_output<F: Element>(
             )
         }
         Err(e) => CheckReport::from_error(CHECK, subject, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_drop_rate_check_states_power_only_where_a_bias_can_exist() {
+        for rate in [0.0, 1.0] {
+            let dropped = if rate == 1.0 { 1000 } else { 0 };
+            let r = check_drop_rate("d", 1000, dropped, rate, 1e-9);
+            assert!(r.pass && r.detectable.is_none(), "{}", r.line());
+        }
+        let r = check_drop_rate("d", 1000, 500, 0.5, 1e-9);
+        assert!(r.pass && r.detectable.is_some(), "{}", r.line());
+        assert!(
+            !check_drop_rate("d", 0, 0, 0.5, 1e-9).pass,
+            "no draws proves nothing"
+        );
+    }
+
+    #[test]
+    fn predict_identity_needs_outputs_seen_and_none_differing() {
+        assert!(check_predict_dropout_identity("d", 10, 0).pass);
+        assert!(!check_predict_dropout_identity("d", 10, 1).pass);
+        assert!(!check_predict_dropout_identity("d", 0, 0).pass);
     }
 }
