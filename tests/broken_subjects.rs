@@ -452,6 +452,47 @@ fn each_broken_model_is_caught_on_its_row() {
 /// without it; one without an optimizer gets not-applicable rows naming it,
 /// never a pass.
 #[test]
+fn a_model_that_cannot_show_its_optimizer_state_gets_that_row_not_applicable() {
+    /// The core's model without the optional `optimizer_state`.
+    struct Slotless(Box<dyn TrainableModel>);
+    impl TrainableModel for Slotless {
+        fn set_trainable(&mut self, part: Part, trainable: bool) -> Result<()> {
+            self.0.set_trainable(part, trainable)
+        }
+        fn fit_step(&mut self, x: &ArrayD<f32>, y: &ArrayD<f32>) -> Result<f64> {
+            self.0.fit_step(x, y)
+        }
+        fn forward(&mut self, x: &ArrayD<f32>, phase: Phase) -> Result<ArrayD<f32>> {
+            self.0.forward(x, phase)
+        }
+        fn weights(&self) -> Result<Vec<(String, ArrayD<f32>)>> {
+            self.0.weights()
+        }
+    }
+    struct SlotlessSubject;
+    impl ModelSubject for SlotlessSubject {
+        fn name(&self) -> String {
+            "slotless".into()
+        }
+        fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>> {
+            Ok(Box::new(Slotless(CoreModel.build(spec)?)))
+        }
+    }
+    let reports = training_battery(&SlotlessSubject, &training_case());
+    for r in &reports {
+        let want = if r.check == "frozen_optimizer_slots_unchanged" {
+            Verdict::NotApplicable("optimizer state access".into())
+        } else {
+            Verdict::Pass
+        };
+        assert_eq!(r.verdict(), want, "{}", r.line());
+    }
+    assert!(reports
+        .iter()
+        .any(|r| r.check == "frozen_optimizer_slots_unchanged"));
+}
+
+#[test]
 fn a_missing_capability_is_not_applicable_and_named() {
     struct NoAdam;
     impl ModelSubject for NoAdam {

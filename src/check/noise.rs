@@ -398,6 +398,86 @@ mod tests {
     use crate::check::LayerAsDropout;
     use crate::layers::{GaussianDropout, GaussianNoise};
 
+    /// The numbers a record's `detectable` states after each `>=` and `<=`.
+    fn stated(r: &CheckReport) -> Vec<f64> {
+        let text = r.detectable.as_deref().expect("power stated");
+        text.split(['>', '<'])
+            .skip(1)
+            .filter_map(|part| {
+                part.trim_start_matches("= ")
+                    .split(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+
+    /// How many of 100 sets of `n` draws from N(mean, sd) `check` rejects. At a
+    /// claimed power of 0.99 fewer than 95 rejections happen with probability
+    /// under 1e-3; at the half-size deviations below (power about 0.03) more
+    /// than 20 with less than 1e-9.
+    fn rejections(n: usize, mean: f64, sd: f64, check: impl Fn(&[f64]) -> bool) -> usize {
+        use rand_distr::{Distribution, StandardNormal};
+        let mut rng = crate::rng::chacha(22);
+        (0..100)
+            .filter(|_| {
+                let xs: Vec<f64> = (0..n)
+                    .map(|_| {
+                        let z: f64 = StandardNormal.sample(&mut rng);
+                        mean + sd * z
+                    })
+                    .collect();
+                !check(&xs)
+            })
+            .count()
+    }
+
+    #[test]
+    fn the_stated_mean_shift_is_detected_as_often_as_claimed() {
+        let n = 10_000;
+        let r = check_normal_mean("m", "s", &vec![0.0; n], 0.0, 1.0, 1e-9);
+        let shift = stated(&r)[0];
+        let passes = |xs: &[f64]| check_normal_mean("m", "s", xs, 0.0, 1.0, 1e-9).pass;
+        assert!(rejections(n, shift, 1.0, passes) >= 95, "shift {shift}");
+        assert!(
+            rejections(n, shift / 2.0, 1.0, passes) <= 20,
+            "shift {shift}"
+        );
+    }
+
+    #[test]
+    fn the_stated_sd_factors_are_detected_as_often_as_claimed() {
+        let n = 10_000;
+        let alternating: Vec<f64> = (0..n)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let r = check_normal_variance("v", "s", &alternating, 1.0, 1e-9);
+        let (up, down) = (stated(&r)[0], stated(&r)[1]);
+        assert!(up > 1.0 && down < 1.0, "{}", r.line());
+        let passes = |xs: &[f64]| check_normal_variance("v", "s", xs, 1.0, 1e-9).pass;
+        for factor in [up, down] {
+            let caught = rejections(n, 0.0, factor, passes);
+            assert!(caught >= 95, "factor {factor}: {caught}");
+            assert!(
+                rejections(n, 0.0, factor.sqrt(), passes) <= 20,
+                "factor {factor}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_variance_check_refuses_too_few_samples_or_a_bad_sd() {
+        for (xs, sd) in [
+            (&[1.0][..], 1.0),
+            (&[1.0, 2.0, 3.0][..], 0.0),
+            (&[1.0, 2.0][..], f64::NAN),
+        ] {
+            let r = check_normal_variance("v", "s", xs, sd, 1e-9);
+            assert!(!r.pass && r.observed.contains("error"), "{}", r.line());
+        }
+    }
+
     #[test]
     fn kolmogorov_tail_matches_known_values() {
         // P(sqrt(n) D > 1.3581) = 0.05 and P(> 1.6276) = 0.01 (Kolmogorov's table).
