@@ -479,6 +479,47 @@ mod tests {
     }
 
     #[test]
+    fn the_variance_region_is_the_chi_squared_quantiles_at_half_alpha() {
+        // scipy.stats.chi2.ppf(5e-10, 9999) and .isf(5e-10, 9999).
+        let alternating: Vec<f64> = (0..10_000)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let r = check_normal_variance("v", "s", &alternating, 1.0, 1e-9);
+        assert!(
+            r.bound.starts_with("chi2 in [9159.1, 10887.3]"),
+            "{}",
+            r.line()
+        );
+    }
+
+    #[test]
+    fn the_ks_distance_and_critical_value_are_exact_on_known_cases() {
+        assert!((kolmogorov_critical(1_000_000, 1e-9) * 1e3 - 3.273).abs() < 0.01);
+        assert!((kolmogorov_critical(10_000, 1e-9) * 1e2 - 3.273).abs() < 0.01);
+        // The normal's quantiles at (i + 1/2) / n: the empirical CDF is off by
+        // exactly 1 / (2n) at every step.
+        let n = 10_000;
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        let xs: Vec<f64> = (0..n)
+            .map(|i| normal.inverse_cdf((i as f64 + 0.5) / n as f64))
+            .collect();
+        let r = check_normal_ks("ks", "s", &xs, 0.0, 1.0, 1e-9);
+        assert!(
+            r.pass && r.observed.starts_with("KS distance 0.000050 "),
+            "{}",
+            r.line()
+        );
+        let shifted: Vec<f64> = xs.iter().map(|x| x + 0.1).collect();
+        let r = check_normal_ks("ks", "s", &shifted, 0.0, 1.0, 1e-9);
+        // sup |Phi(x - 0.1) - Phi(x)| = 2 Phi(0.05) - 1 = 0.03988.
+        assert!(
+            !r.pass && r.observed.starts_with("KS distance 0.0399"),
+            "{}",
+            r.line()
+        );
+    }
+
+    #[test]
     fn kolmogorov_tail_matches_known_values() {
         // P(sqrt(n) D > 1.3581) = 0.05 and P(> 1.6276) = 0.01 (Kolmogorov's table).
         assert!((kolmogorov_sf(1.3581) - 0.05).abs() < 1e-4);
