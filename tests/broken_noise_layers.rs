@@ -290,6 +290,60 @@ fn phase_twin(inner: Box<dyn Layer<f32>>, fault: PhaseFault) -> Box<dyn Layer<f3
     ))
 }
 
+/// A real noise layer that keeps no count of its calls: it shows the model no
+/// random state (SPEC §2b: a noise layer counts its `Train` calls).
+struct Uncounted(Box<dyn Layer<f32>>);
+
+impl Layer<f32> for Uncounted {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn set_name(&mut self, name: String) {
+        self.0.set_name(name);
+    }
+    fn build(
+        &mut self,
+        shape: &[usize],
+        seeds: &mut nncheck::rng::SeedSequence,
+    ) -> nncheck::Result<Vec<usize>> {
+        self.0.build(shape, seeds)
+    }
+    fn forward(
+        &mut self,
+        x: ArrayD<f32>,
+        ctx: nncheck::phase::ForwardCtx,
+    ) -> nncheck::Result<ArrayD<f32>> {
+        self.0.forward(x, ctx)
+    }
+    fn backward(&mut self, dy: ArrayD<f32>, need: bool) -> nncheck::Result<Option<ArrayD<f32>>> {
+        self.0.backward(dy, need)
+    }
+    fn trainable(&self) -> bool {
+        self.0.trainable()
+    }
+    fn set_trainable(&mut self, trainable: bool) {
+        self.0.set_trainable(trainable);
+    }
+    fn visit_weights(&self, p: &str, t: bool, f: &mut nncheck::layer::WeightVisitor<'_, f32>) {
+        self.0.visit_weights(p, t, f);
+    }
+    fn visit_weights_mut(
+        &mut self,
+        p: &str,
+        t: bool,
+        f: &mut nncheck::layer::WeightVisitorMut<'_, f32>,
+    ) {
+        self.0.visit_weights_mut(p, t, f);
+    }
+    fn visit_layers(&self, p: &str, f: &mut nncheck::layer::LayerVisitor<'_, f32>) {
+        f(&nncheck::layer::join_path(p, self.name()), self);
+    }
+    fn visit_layers_mut(&mut self, p: &str, f: &mut nncheck::layer::LayerVisitorMut<'_, f32>) {
+        let path = nncheck::layer::join_path(p, self.name());
+        f(&path, self);
+    }
+}
+
 fn noise_layers() -> Vec<(&'static str, Box<dyn Layer<f32>>)> {
     vec![
         ("GaussianNoise", Box::new(GaussianNoise::new(0.2).unwrap())),
@@ -322,5 +376,14 @@ fn noise_in_a_frozen_fit_is_judged_from_what_the_layer_did() {
             println!("{}", r.line());
             assert!(!r.pass, "{name}: a twin passed: {}", r.line());
         }
+    }
+    // Noisy where it should be, but its calls go uncounted.
+    for (name, inner) in noise_layers() {
+        let r = check_noise_layer_in_frozen_fit(name, Box::new(Uncounted(inner)), 3);
+        assert!(
+            !r.pass && r.observed.starts_with("fit: 0 noise calls"),
+            "{}",
+            r.line()
+        );
     }
 }

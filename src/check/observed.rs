@@ -133,3 +133,26 @@ impl<F: Element> Layer<F> for Observed<F> {
         self.inner.has_trainable_params(path_trainable)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::sequential::Sequential;
+    use crate::Dropout;
+
+    #[test]
+    fn an_observed_layer_takes_the_name_its_model_gives_it() {
+        let observed = || {
+            Observed::new(
+                Box::new(Dropout::<f32>::new(0.5).unwrap()),
+                Box::new(|_, _, _| {}),
+            )
+        };
+        let model = Sequential::new("m")
+            .add(observed())
+            .add(observed())
+            .build(&[3], Some(1))
+            .unwrap();
+        assert_eq!(model.layer_paths(), ["m", "m/dropout", "m/dropout_1"]);
+    }
+}

@@ -205,3 +205,34 @@ impl fmt::Display for SnapshotDiff {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::sequential::Sequential;
+    use crate::Dense;
+
+    #[test]
+    fn a_moved_weight_alone_or_a_moved_slot_alone_is_a_change() {
+        let mut model = Sequential::<f32>::new("m")
+            .add(Dense::new(2))
+            .build(&[3], Some(1))
+            .unwrap();
+        let before = ModelSnapshot::of(&model);
+        assert!(before
+            .diff(&ModelSnapshot::of(&model))
+            .weights_and_slots_unchanged());
+        model
+            .set_weight("m/dense/bias", ndarray::ArrayD::from_elem(vec![2], 0.5))
+            .unwrap();
+        let diff = before.diff(&ModelSnapshot::of(&model));
+        assert_eq!((diff.weights.len(), diff.slots.len()), (1, 0));
+        assert!(!diff.weights_and_slots_unchanged() && !diff.is_empty());
+        let slots_only = SnapshotDiff {
+            weights: Vec::new(),
+            slots: vec!["m/dense/bias".into()],
+            counters: Vec::new(),
+        };
+        assert!(!slots_only.weights_and_slots_unchanged());
+    }
+}
