@@ -178,4 +178,14 @@ mod tests {
         let mut plain = Dropout::<f32>::new(0.5).unwrap().with_seed(2);
         assert!(!check_spatial_channels_exact("plain", &mut plain, 0.5, &[4, 8, 3, 3], 1).pass);
     }
+
+    #[test]
+    fn the_channel_drop_rate_states_power_only_where_a_bias_can_exist() {
+        for (rate, power) in [(0.0, false), (0.5, true), (1.0, false)] {
+            let layer = SpatialDropout::<f32>::new_1d(rate).unwrap().with_seed(4);
+            let mut sd = LayerAsDropout::new(Box::new(layer), rate);
+            let r = check_spatial_channel_drop_rate("sd", &mut sd, rate, &[4, 3, 8], 2, 20, 1e-9);
+            assert!(r.pass && r.detectable.is_some() == power, "{}", r.line());
+        }
+    }
 }
