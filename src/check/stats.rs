@@ -101,3 +101,21 @@ pub fn chi_squared_critical(degrees: usize, alpha: f64) -> f64 {
         .expect("degrees > 0")
         .inverse_cdf(1.0 - alpha)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bias_that_would_leave_the_unit_interval_is_not_needed_in_that_direction() {
+        // Near p = 1 the region reaches n: only a downward bias can be detected,
+        // and the stated bias is that one.
+        let (n, p) = (100, 0.999);
+        let (lo, hi) = binomial_region(n, p, DEFAULT_ALPHA);
+        assert_eq!(hi, n);
+        let d = smallest_detectable_bias(n, p, DEFAULT_ALPHA);
+        assert!(d < 0.5, "{d}");
+        assert!(binomial_power(n, p - d, lo, hi) >= QUOTED_POWER);
+        assert!(binomial_power(n, p - (d - 1e-5), lo, hi) < QUOTED_POWER);
+    }
+}
