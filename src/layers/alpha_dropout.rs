@@ -248,6 +248,11 @@ mod tests {
     use crate::layers::dropout::reference_mask;
 
     #[test]
+    fn the_rate_is_the_one_given() {
+        assert_eq!(AlphaDropout::<f32>::new(0.3).unwrap().rate(), 0.3);
+    }
+
+    #[test]
     fn mask_is_dropouts_and_backward_is_a_dy_where_kept() {
         let mut layer = AlphaDropout::<f32>::new(0.3).unwrap().with_seed(4);
         let x = ArrayD::from_shape_fn(vec![8, 64], |i| (i[1] as f32) * 0.25 - 8.0);

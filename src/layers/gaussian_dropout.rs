@@ -176,6 +176,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_rate_and_stddev_are_the_ones_given() {
+        let layer = GaussianDropout::<f32>::new(0.2).unwrap();
+        assert_eq!(layer.rate(), 0.2);
+        assert_eq!(layer.stddev(), 0.5);
+    }
+
+    #[test]
     fn backward_multiplies_by_the_forward_multipliers() {
         let mut layer = GaussianDropout::<f32>::new(0.3).unwrap().with_seed(9);
         let ones = ArrayD::<f32>::ones(vec![2, 50]);

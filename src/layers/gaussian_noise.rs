@@ -149,6 +149,11 @@ impl<F: Element> Layer<F> for GaussianNoise<F> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_stddev_is_the_one_given() {
+        assert_eq!(GaussianNoise::<f32>::new(0.7).unwrap().stddev(), 0.7);
+    }
+
     fn train(layer: &mut GaussianNoise<f32>, x: ArrayD<f32>) -> ArrayD<f32> {
         layer.forward(x, ForwardCtx::top(Phase::Train)).unwrap()
     }

@@ -199,6 +199,11 @@ mod tests {
     use crate::phase::Phase;
 
     #[test]
+    fn the_rate_is_the_one_given() {
+        assert_eq!(SpatialDropout::<f32>::new_1d(0.4).unwrap().rate(), 0.4);
+    }
+
+    #[test]
     fn channels_first_shares_cells_over_spatial_axes_and_backward_matches() {
         let mut sd = SpatialDropout::<f32>::new_3d(0.5, DataFormat::ChannelsFirst)
             .unwrap()
