@@ -176,10 +176,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rate_and_stddev_are_the_ones_given() {
+    fn the_rate_stddev_and_seed_are_the_ones_given() {
         let layer = GaussianDropout::<f32>::new(0.2).unwrap();
         assert_eq!(layer.rate(), 0.2);
         assert_eq!(layer.stddev(), 0.5);
+        assert_eq!(layer.with_seed(12).seed(), 12);
     }
 
     #[test]

@@ -150,8 +150,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_stddev_is_the_one_given() {
+    fn the_stddev_and_seed_are_the_ones_given() {
         assert_eq!(GaussianNoise::<f32>::new(0.7).unwrap().stddev(), 0.7);
+        assert_eq!(
+            GaussianNoise::<f32>::new(0.7).unwrap().with_seed(12).seed(),
+            12
+        );
     }
 
     fn train(layer: &mut GaussianNoise<f32>, x: ArrayD<f32>) -> ArrayD<f32> {

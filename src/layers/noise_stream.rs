@@ -143,3 +143,23 @@ impl Stochastic for NoiseStream {
         self.stats = checkpoint.stats;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_k_starts_at_word_k_shifted_32() {
+        // The stated layout, written out for the third block: seed, stream =
+        // call, word position 2 << 32, then the draws in order.
+        let (seed, call) = (7, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(call);
+        rng.set_word_pos(2u128 << 32);
+        let expected: Vec<f64> = (0..4).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let drawn: Vec<f64> = standard_normals(seed, call, 2 * NORMAL_BLOCK + 4)
+            .skip(2 * NORMAL_BLOCK)
+            .collect();
+        assert_eq!(drawn, expected);
+    }
+}
