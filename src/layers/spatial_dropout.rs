@@ -199,8 +199,29 @@ mod tests {
     use crate::phase::Phase;
 
     #[test]
-    fn the_rate_is_the_one_given() {
+    fn the_rate_rank_and_channel_axis_are_the_ones_given() {
         assert_eq!(SpatialDropout::<f32>::new_1d(0.4).unwrap().rate(), 0.4);
+        // Batch first, then the spatial axes around the channel axis.
+        for (layer, rank, channel_axis) in [
+            (SpatialDropout::<f32>::new_1d(0.4).unwrap(), 1, 2),
+            (
+                SpatialDropout::new_2d(0.4, DataFormat::ChannelsLast).unwrap(),
+                2,
+                3,
+            ),
+            (
+                SpatialDropout::new_3d(0.4, DataFormat::ChannelsLast).unwrap(),
+                3,
+                4,
+            ),
+            (
+                SpatialDropout::new_2d(0.4, DataFormat::ChannelsFirst).unwrap(),
+                2,
+                1,
+            ),
+        ] {
+            assert_eq!((layer.rank(), layer.channel_axis()), (rank, channel_axis));
+        }
     }
 
     #[test]
