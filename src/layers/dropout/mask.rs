@@ -108,3 +108,36 @@ pub fn reference_mask(seed: u64, call: u64, threshold: u64, cells: usize) -> Vec
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tie_whose_draw_equals_the_threshold_is_kept() {
+        // Cell 0 of call 0: its byte, and the tie word it would read, written
+        // out from the definition; the threshold is set to exactly that draw.
+        let seed = 7;
+        let mut primary = mask_rng(seed);
+        primary.set_stream(0);
+        let mut byte = [0u8; 1];
+        primary.fill_bytes(&mut byte);
+        let mut ties = mask_rng(seed);
+        ties.set_stream(1);
+        ties.set_word_pos(0);
+        let draw = u64::from(byte[0]) << 24 | u64::from(ties.next_u32() >> 8);
+        assert_eq!(cell_bits(draw), 8);
+        assert!(
+            !reference_mask(seed, 0, draw, 1)[0],
+            "draw == threshold: kept"
+        );
+        assert!(
+            reference_mask(seed, 0, draw + 1, 1)[0],
+            "draw < threshold: dropped"
+        );
+        assert!(
+            !reference_mask(seed, 0, draw - 1, 1)[0],
+            "draw > threshold: kept"
+        );
+    }
+}
