@@ -493,6 +493,26 @@ fn a_model_that_cannot_show_its_optimizer_state_gets_that_row_not_applicable() {
 }
 
 #[test]
+fn a_model_without_batch_norm_is_judged_without_it() {
+    struct NoBatchNorm;
+    impl ModelSubject for NoBatchNorm {
+        fn name(&self) -> String {
+            "no BatchNorm".into()
+        }
+        fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>> {
+            if spec.batch_norm {
+                return nncheck::check::unsupported(nncheck::check::Capability::BatchNorm);
+            }
+            CoreModel.build(spec)
+        }
+    }
+    // The battery asks for BatchNorm in the base; a subject without it is
+    // built without it, and every row is judged, none left not applicable.
+    let reports = training_battery(&NoBatchNorm, &training_case());
+    assert!(all_pass(&reports), "{}", show(&reports));
+}
+
+#[test]
 fn a_missing_capability_is_not_applicable_and_named() {
     struct NoAdam;
     impl ModelSubject for NoAdam {
