@@ -415,8 +415,8 @@ mod tests {
 
     /// How many of 100 sets of `n` draws from N(mean, sd) `check` rejects. At a
     /// claimed power of 0.99 fewer than 95 rejections happen with probability
-    /// under 1e-3; at the half-size deviations below (power about 0.03) more
-    /// than 20 with less than 1e-9.
+    /// under 1e-3; at the smaller deviations below (a power of a few percent)
+    /// more than 20 with less than 1e-6.
     fn rejections(n: usize, mean: f64, sd: f64, check: impl Fn(&[f64]) -> bool) -> usize {
         use rand_distr::{Distribution, StandardNormal};
         let mut rng = crate::rng::chacha(22);
@@ -464,6 +464,28 @@ mod tests {
                 "factor {factor}"
             );
         }
+    }
+
+    #[test]
+    fn the_stated_ks_distance_is_detected_as_often_as_claimed() {
+        // A normal shifted by `s` is off the claimed CDF by at most
+        // `2 Phi(s / 2) - 1`; shift it so that this is the stated distance. The
+        // statement rests on the Dvoretzky-Kiefer-Wolfowitz bound, which is
+        // conservative: half of it is still often caught, a quarter rarely.
+        let n = 10_000;
+        let xs = vec![0.0; n];
+        let distance = stated(&check_normal_ks("ks", "s", &xs, 0.0, 1.0, 1e-9))[0];
+        let unit = Normal::new(0.0, 1.0).unwrap();
+        let shift = |d: f64| 2.0 * unit.inverse_cdf((1.0 + d) / 2.0);
+        let passes = |xs: &[f64]| check_normal_ks("ks", "s", xs, 0.0, 1.0, 1e-9).pass;
+        assert!(
+            rejections(n, shift(distance), 1.0, passes) >= 95,
+            "{distance}"
+        );
+        assert!(
+            rejections(n, shift(distance / 4.0), 1.0, passes) <= 20,
+            "{distance}"
+        );
     }
 
     #[test]
