@@ -180,6 +180,16 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_drop_rate_off_the_claim_is_rejected() {
+        let layer = SpatialDropout::<f32>::new_1d(0.3).unwrap().with_seed(4);
+        let mut sd = LayerAsDropout::new(Box::new(layer), 0.5);
+        let r = check_spatial_channel_drop_rate("sd", &mut sd, 0.5, &[64, 3, 32], 2, 20, 1e-9);
+        assert!(!r.pass, "{}", r.line());
+        let r = check_spatial_channel_drop_rate("sd", &mut sd, 0.3, &[64, 3, 32], 2, 20, 1e-9);
+        assert!(r.pass, "{}", r.line());
+    }
+
+    #[test]
     fn the_channel_drop_rate_states_power_only_where_a_bias_can_exist() {
         for (rate, power) in [(0.0, false), (0.5, true), (1.0, false)] {
             let layer = SpatialDropout::<f32>::new_1d(rate).unwrap().with_seed(4);
