@@ -6,7 +6,7 @@ that is `maximum` then `minimum`, whose gradient at a tie is split evenly, so a
 prediction exactly at a bound gets half the gradient an interior one would get
 (neither none nor all of it). Recorded in float32 (Keras' default dtype): the
 predictions (both bounds, for both targets, one interior value and one clipped
-value), the targets, the mean loss and its gradient.
+value beyond each bound), the targets, the mean loss and its gradient.
 
 Run: pip install keras jax jaxlib; KERAS_BACKEND=jax python make_keras_bce_clip_bounds.py
 """
@@ -23,8 +23,8 @@ import keras  # noqa: E402
 assert keras.backend.backend() == "jax"
 
 eps = keras.config.epsilon()
-y_true = jnp.asarray([[1.0, 0.0, 1.0, 0.0, 1.0, 0.0]], "float32")
-y_pred = jnp.asarray([[eps, eps, 1 - eps, 1 - eps, 0.5, 0.0]], "float32")
+y_true = jnp.asarray([[1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]], "float32")
+y_pred = jnp.asarray([[eps, eps, 1 - eps, 1 - eps, 0.5, 0.0, 1.0]], "float32")
 
 
 def loss(p):
