@@ -218,9 +218,112 @@ mod tests {
     use crate::check::LayerAsDropout;
     use crate::layers::AlphaDropout;
 
+    /// A real AlphaDropout whose outputs pass through `warp` first: one flaw
+    /// per twin, so each report can be seen to judge its own rule only.
+    struct Warped<W: FnMut(ArrayD<f32>) -> ArrayD<f32>> {
+        inner: LayerAsDropout<f32>,
+        warp: W,
+    }
+
+    impl<W: FnMut(ArrayD<f32>) -> ArrayD<f32>> DropoutLike<f32> for Warped<W> {
+        fn rate(&self) -> f64 {
+            self.inner.rate()
+        }
+        fn run(&mut self, x: ArrayD<f32>, phase: Phase) -> crate::Result<ArrayD<f32>> {
+            self.inner.run(x, phase).map(&mut self.warp)
+        }
+    }
+
+    fn warped<W: FnMut(ArrayD<f32>) -> ArrayD<f32>>(rate: f64, warp: W) -> Warped<W> {
+        let layer = AlphaDropout::<f32>::new(rate).unwrap().with_seed(3);
+        Warped {
+            inner: LayerAsDropout::new(Box::new(layer), rate),
+            warp,
+        }
+    }
+
     #[test]
     fn fourth_moment_at_rate_zero_is_the_normals() {
         assert!((output_fourth_moment(0.0) - 3.0).abs() < 1e-12);
+    }
+
+    /// The closed form against a second derivation: the mixture's raw moments
+    /// (`(1 - p) E[x^k] + p alpha_p^k`, with the normal's 0, 1, 0, 3), centred by
+    /// the binomial expansion and scaled by `a^4`. The output's variance, `a^2`
+    /// times the mixture's, is 1 by the choice of `a`.
+    #[test]
+    fn fourth_moment_matches_the_raw_moment_expansion() {
+        for rate in [0.05, 0.2, 0.5, 0.8] {
+            let (a, _, alpha_p) = expected_affine(rate);
+            let raw = |k: i32, normal: f64| (1.0 - rate) * normal + rate * alpha_p.powi(k);
+            let (m1, m2, m3, m4) = (raw(1, 0.0), raw(2, 1.0), raw(3, 0.0), raw(4, 3.0));
+            let variance = m2 - m1 * m1;
+            let central4 = m4 - 4.0 * m1 * m3 + 6.0 * m1 * m1 * m2 - 3.0 * m1.powi(4);
+            assert!((a * a * variance - 1.0).abs() < 1e-12, "rate {rate}");
+            let expected = a.powi(4) * central4;
+            let got = output_fourth_moment(rate);
+            assert!(
+                (got - expected).abs() < 1e-9 * expected,
+                "rate {rate}: {got} vs {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrongly_shaped_output_is_an_error_not_a_verdict() {
+        let mut flat = warped(0.2, |y| {
+            let n = y.len();
+            y.into_shape_with_order(vec![n]).unwrap()
+        });
+        let x = ArrayD::from_elem(vec![4, 8], 1.0_f32);
+        let r = check_alpha_dropout_exact("flat", &mut flat, 0.2, &x);
+        assert!(!r.pass && r.line().contains("shape [32]"), "{}", r.line());
+    }
+
+    #[test]
+    fn the_drop_rate_states_a_power_only_where_a_bias_is_detectable() {
+        // The claimed rate is the check's argument; the layer's own stays 0.2.
+        for (rate, calls, stated) in [
+            (0.2, 2, true),
+            (0.0, 2, false),
+            (1.0, 2, false),
+            (0.2, 0, false),
+        ] {
+            let mut ad = warped(0.2, |y| y);
+            let r = check_alpha_dropout_drop_rate("ad", &mut ad, rate, &[10, 10], calls, 1e-9);
+            assert_eq!(
+                r.detectable.is_some(),
+                stated,
+                "rate {rate}, {calls} calls: {}",
+                r.line()
+            );
+        }
+    }
+
+    /// Moving the output's centre breaks the mean and only the mean: the
+    /// variance is judged about the sample mean, whatever it is.
+    #[test]
+    fn a_shifted_output_fails_the_mean_and_keeps_the_variance() {
+        let mut shifted = warped(0.2, |y| y + 0.5);
+        let reports = check_alpha_dropout_moments("shifted", &mut shifted, 0.2, 100_000, 1, 1e-9);
+        let verdicts: Vec<_> = reports.iter().map(|r| (r.check.as_str(), r.pass)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("alpha_dropout_mean", false),
+                ("alpha_dropout_variance", true)
+            ]
+        );
+    }
+
+    /// The two-sided quantile at alpha = 1e-9 is 6.1094 (scipy's
+    /// `norm.isf(5e-10)`); a one-sided or doubled alpha gives 5.998 or 5.884.
+    #[test]
+    fn the_moment_bounds_use_the_two_sided_quantile() {
+        let mut ad = warped(0.2, |y| y);
+        for r in check_alpha_dropout_moments("ad", &mut ad, 0.2, 1_000, 1, 1e-9) {
+            assert!(r.bound.contains("z = 6.109"), "{}", r.line());
+        }
     }
 
     #[test]
