@@ -316,6 +316,22 @@ mod tests {
         );
     }
 
+    /// Widening the spread by 10 % (variance 1.21) breaks the variance and only
+    /// the variance: at n = 10^5 its bound is 1 ± 0.022.
+    #[test]
+    fn a_scaled_output_fails_the_variance_and_keeps_the_mean() {
+        let mut scaled = warped(0.2, |y| y * 1.1);
+        let reports = check_alpha_dropout_moments("scaled", &mut scaled, 0.2, 100_000, 1, 1e-9);
+        let verdicts: Vec<_> = reports.iter().map(|r| (r.check.as_str(), r.pass)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("alpha_dropout_mean", true),
+                ("alpha_dropout_variance", false)
+            ]
+        );
+    }
+
     /// The two-sided quantile at alpha = 1e-9 is 6.1094 (scipy's
     /// `norm.isf(5e-10)`); a one-sided or doubled alpha gives 5.998 or 5.884.
     #[test]
