@@ -83,6 +83,8 @@ enum Flaw {
     DroppedTimesZero,
     DroppedNanAndNegativeZeroLeftAlone,
     RateOneKeepsUnits,
+    /// `x * mask / (1 - rate)` at rate 1: `0 * inf`, NaN everywhere.
+    RateOneGivesNan,
     RateOneRefused,
     InvalidRateAccepted,
 }
@@ -172,6 +174,7 @@ impl DropoutLike<f32> for TwinLayer {
             let kept = m != 0.0;
             match (flaw, kept) {
                 (Flaw::RateOneKeepsUnits, _) if rate == 1.0 => v,
+                (Flaw::RateOneGivesNan, _) if rate == 1.0 => v * m * scale,
                 (Flaw::NoRescale, true) => v,
                 (Flaw::ScaleByInverseP, true) => v * (1.0 / rate) as f32,
                 (_, true) => v * scale,
@@ -248,6 +251,8 @@ fn each_broken_dropout_is_caught_on_its_row() {
             &off_spec,
         ),
         (RateOneRefused, "rate_one", &off_spec),
+        // Nothing kept, so no invariant is broken: the NaNs are off SPEC's +0.0.
+        (RateOneGivesNan, "rate_one", &off_spec),
         (InvalidRateAccepted, "invalid_rate_refused", &off_spec),
     ] {
         let reports = dropout_battery(&Twin(flaw), &dropout_case(), ALPHA);

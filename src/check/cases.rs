@@ -191,3 +191,19 @@ impl TrainingCase {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reports and the scoreboard name the optimizer: each name is the one a
+    /// Keras or PyTorch user would look for, and no two are alike.
+    #[test]
+    fn each_optimizer_has_its_own_readable_name() {
+        let names: Vec<&str> = OptimizerKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(
+            names,
+            ["SGD", "SGD momentum", "SGD Nesterov", "Adam", "AdamW"]
+        );
+    }
+}

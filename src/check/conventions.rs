@@ -68,7 +68,6 @@ pub fn check_dropped_negative_sign(
     }
 }
 
-/// Where the keep mask of the last train call came from.
 /// The keep mask of the last train call in logical order, and where it came
 /// from; `reseeded` says the call ran right after `reseed(seed)`.
 fn mask_of_last_call(
@@ -306,4 +305,52 @@ pub fn check_invalid_rates_refused(
         "each refused with an error".into(),
         accepted.is_empty(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::subject::{unsupported, Capability};
+    use crate::layers::Dropout;
+
+    /// A dropout that can show its last mask and nothing else: no backward
+    /// pass, no reseeding.
+    struct MaskOnly {
+        inner: Dropout<f32>,
+        mask: Option<ArrayD<bool>>,
+    }
+
+    impl DropoutLike<f32> for MaskOnly {
+        fn rate(&self) -> f64 {
+            DropoutLike::<f32>::rate(&self.inner)
+        }
+        fn run(&mut self, x: ArrayD<f32>, phase: Phase) -> Result<ArrayD<f32>> {
+            let shape = x.raw_dim();
+            let y = DropoutLike::run(&mut self.inner, x, phase)?;
+            let dx = self.inner.run_backward(ArrayD::ones(shape))?;
+            self.mask = Some(dx.mapv(|g| g != 0.0));
+            Ok(y)
+        }
+        fn last_mask(&self) -> Result<ArrayD<bool>> {
+            self.mask
+                .clone()
+                .map_or_else(|| unsupported(Capability::Mask), Ok)
+        }
+    }
+
+    /// A subject's own mask is the first source read: without it, this layer
+    /// (no backward pass, no seeding) could only be judged on what its output
+    /// shows.
+    #[test]
+    fn a_layer_that_shows_its_mask_is_judged_through_it() {
+        let mut layer = MaskOnly {
+            inner: Dropout::new(0.3).unwrap().with_seed(4),
+            mask: None,
+        };
+        let reports = check_special_values("mask only", &mut layer, &[8, 16], 2);
+        for r in &reports {
+            assert!(r.observed.ends_with("(mask)"), "{}", r.line());
+        }
+        assert!(reports.iter().all(|r| r.pass), "{reports:#?}");
+    }
 }
