@@ -506,6 +506,39 @@ pub fn check_counters_match_output<F: Element>(
 mod tests {
     use super::*;
 
+    /// A layer whose train output is all zeros of `shape`, whatever the input:
+    /// every lane agrees with itself, so only the shape can give it away.
+    struct ZerosOfShape(Vec<usize>);
+
+    impl DropoutLike<f32> for ZerosOfShape {
+        fn rate(&self) -> f64 {
+            0.5
+        }
+        fn run(&mut self, _x: ArrayD<f32>, _phase: Phase) -> crate::Result<ArrayD<f32>> {
+            Ok(ArrayD::zeros(self.0.clone()))
+        }
+    }
+
+    #[test]
+    fn the_noise_shape_check_fails_a_wrong_shape_or_axis_without_panicking() {
+        let x = ArrayD::from_elem(vec![4, 6], 1.0_f32);
+        let transposed = check_noise_shape_cells_shared("t", &mut ZerosOfShape(vec![6, 4]), &x, 0);
+        assert!(
+            !transposed.pass && transposed.observed.contains("output shape [6, 4]"),
+            "{}",
+            transposed.line()
+        );
+        let past_the_rank =
+            check_noise_shape_cells_shared("a", &mut ZerosOfShape(vec![4, 6]), &x, 2);
+        assert!(
+            !past_the_rank.pass && past_the_rank.observed.contains("shared axis 2"),
+            "{}",
+            past_the_rank.line()
+        );
+        let right = check_noise_shape_cells_shared("r", &mut ZerosOfShape(vec![4, 6]), &x, 1);
+        assert!(right.pass, "{}", right.line());
+    }
+
     #[test]
     fn the_drop_rate_check_states_power_only_where_a_bias_can_exist() {
         for rate in [0.0, 1.0] {
