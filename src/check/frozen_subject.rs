@@ -414,3 +414,42 @@ pub fn check_inference_deterministic(subject: &dyn ModelSubject, spec: &ModelSpe
         Err(e) => CheckReport::from_error(CHECK, &subject.name(), &e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weight(name: &str, shape: &[usize], values: &[f32]) -> (String, ArrayD<f32>) {
+        let w = ArrayD::from_shape_vec(shape.to_vec(), values.to_vec()).unwrap();
+        (name.to_string(), w)
+    }
+
+    /// A weight counts as moved scalar by scalar, bit for bit; one that changed
+    /// shape or vanished counts as wholly moved, even where the values it still
+    /// has are the same.
+    #[test]
+    fn moved_counts_changed_bits_and_treats_a_reshaped_or_lost_weight_as_moved() {
+        let before = [
+            weight("base/kernel", &[4], &[1.0, 2.0, 3.0, 4.0]),
+            weight("base/bias", &[2], &[0.0, 0.5]),
+            weight("base/gamma", &[2], &[1.0, 1.0]),
+            weight("head/kernel", &[1], &[7.0]),
+        ];
+        let after = [
+            weight("base/kernel", &[2, 2], &[1.0, 2.0, 3.0, 4.0]),
+            weight("base/bias", &[2], &[-0.0, 0.5]),
+            weight("head/kernel", &[1], &[7.0]),
+        ];
+        let (base, total) = moved(&before, &after, "base/");
+        assert_eq!(total, 8);
+        assert_eq!(
+            base,
+            [
+                ("base/kernel".to_string(), 4),
+                ("base/bias".to_string(), 1),
+                ("base/gamma".to_string(), 2)
+            ]
+        );
+        assert_eq!(moved(&before, &after, "head/"), (vec![], 1));
+    }
+}
