@@ -541,6 +541,23 @@ mod tests {
         );
     }
 
+    /// A claimed spread that no normal has is the caller's error, reported as
+    /// such: never a verdict, never a panic.
+    #[test]
+    fn the_ks_check_refuses_a_spread_that_is_not_a_positive_number() {
+        let xs = [0.1, -0.2, 0.3];
+        for sd in [0.0, -1.0, f64::INFINITY, f64::NAN] {
+            let r = check_normal_ks("ks", "s", &xs, 0.0, sd, 1e-9);
+            assert!(
+                !r.pass && r.observed.contains("sd <= 0"),
+                "sd {sd}: {}",
+                r.line()
+            );
+        }
+        assert!(!check_normal_ks("ks", "s", &[0.1, f64::NAN], 0.0, 1.0, 1e-9).pass);
+        assert!(!check_normal_ks("ks", "s", &[], 0.0, 1.0, 1e-9).pass);
+    }
+
     #[test]
     fn kolmogorov_tail_matches_known_values() {
         // P(sqrt(n) D > 1.3581) = 0.05 and P(> 1.6276) = 0.01 (Kolmogorov's table).
