@@ -559,6 +559,20 @@ mod tests {
     }
 
     #[test]
+    fn the_ks_report_says_when_n_is_below_the_asymptotic_range() {
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        let quantiles = |n: usize| -> Vec<f64> {
+            (0..n)
+                .map(|i| normal.inverse_cdf((i as f64 + 0.5) / n as f64))
+                .collect()
+        };
+        for (n, noted) in [(100, true), (9_999, true), (10_000, false), (20_000, false)] {
+            let r = check_normal_ks("ks", "s", &quantiles(n), 0.0, 1.0, 1e-9);
+            assert_eq!(r.bound.contains("n < 10^4"), noted, "n = {n}: {}", r.line());
+        }
+    }
+
+    #[test]
     fn kolmogorov_tail_matches_known_values() {
         // P(sqrt(n) D > 1.3581) = 0.05 and P(> 1.6276) = 0.01 (Kolmogorov's table).
         assert!((kolmogorov_sf(1.3581) - 0.05).abs() < 1e-4);
