@@ -95,3 +95,40 @@ pub fn check_dropout_inactive_in_predict_evaluate<F: Element>(
         seen == 0 && dropped == 0,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stochastic::NoiseStats;
+
+    fn counted(units_seen: u64, units_dropped: u64) -> ModelSnapshot<f32> {
+        ModelSnapshot {
+            weights: Vec::new(),
+            optimizer: Vec::new(),
+            counters: vec![(
+                "m/dropout".into(),
+                NoiseStats {
+                    units_seen,
+                    units_dropped,
+                    ..NoiseStats::default()
+                },
+            )],
+        }
+    }
+
+    /// A train-phase call that happened to drop nothing (a low rate, a small
+    /// batch) still ran in the wrong phase: units seen alone fail the check.
+    #[test]
+    fn units_seen_without_a_drop_still_mean_train_phase_ran() {
+        let before = counted(10, 3);
+        for (after, pass) in [
+            (counted(10, 3), true),
+            (counted(20, 3), false),
+            (counted(10, 4), false),
+            (counted(5, 3), false),
+        ] {
+            let r = check_dropout_inactive_in_predict_evaluate("m", &before, &after);
+            assert_eq!(r.pass, pass, "{}", r.line());
+        }
+    }
+}

@@ -212,6 +212,35 @@ mod tests {
     use crate::model::sequential::Sequential;
     use crate::Dense;
 
+    fn weights(entries: &[(&str, f32)]) -> ModelSnapshot<f32> {
+        ModelSnapshot {
+            weights: entries
+                .iter()
+                .map(|(p, v)| (p.to_string(), ndarray::ArrayD::from_elem(vec![1], *v)))
+                .collect(),
+            optimizer: Vec::new(),
+            counters: Vec::new(),
+        }
+    }
+
+    /// Entries are matched by path, position only breaking ties between equal
+    /// paths: the same weights listed in another order are no change, and of
+    /// two nodes that share a name, the one that moved is the one reported.
+    #[test]
+    fn entries_are_matched_by_path_not_by_position() {
+        let before = weights(&[("m/a/kernel", 1.0), ("m/b/kernel", 2.0)]);
+        let reordered = weights(&[("m/b/kernel", 2.0), ("m/a/kernel", 1.0)]);
+        assert!(
+            before.diff(&reordered).is_empty(),
+            "{:?}",
+            before.diff(&reordered)
+        );
+        let twins = weights(&[("m/x/kernel", 1.0), ("m/x/kernel", 2.0)]);
+        let second_moved = weights(&[("m/x/kernel", 1.0), ("m/x/kernel", 3.0)]);
+        assert_eq!(twins.diff(&second_moved).weights.len(), 1);
+        assert!(twins.diff(&twins.clone()).is_empty());
+    }
+
     #[test]
     fn a_moved_weight_alone_or_a_moved_slot_alone_is_a_change() {
         let mut model = Sequential::<f32>::new("m")
