@@ -239,6 +239,12 @@ mod tests {
         let second_moved = weights(&[("m/x/kernel", 1.0), ("m/x/kernel", 3.0)]);
         assert_eq!(twins.diff(&second_moved).weights.len(), 1);
         assert!(twins.diff(&twins.clone()).is_empty());
+        let grown = weights(&[
+            ("m/a/kernel", 1.0),
+            ("m/b/kernel", 2.0),
+            ("m/c/kernel", 0.0),
+        ]);
+        assert_eq!(before.diff(&grown).weights, [("m/c/kernel".to_string(), 1)]);
     }
 
     #[test]
