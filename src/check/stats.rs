@@ -118,4 +118,15 @@ mod tests {
         assert!(binomial_power(n, p - d, lo, hi) >= QUOTED_POWER);
         assert!(binomial_power(n, p - (d - 1e-5), lo, hi) < QUOTED_POWER);
     }
+
+    #[test]
+    fn near_zero_only_an_upward_bias_is_stated() {
+        let (n, p) = (100, 0.001);
+        let (lo, hi) = binomial_region(n, p, DEFAULT_ALPHA);
+        assert_eq!(lo, 0);
+        let d = smallest_detectable_bias(n, p, DEFAULT_ALPHA);
+        assert!(d < 0.5, "{d}");
+        assert!(binomial_power(n, p + d, lo, hi) >= QUOTED_POWER);
+        assert!(binomial_power(n, p + (d - 1e-5), lo, hi) < QUOTED_POWER);
+    }
 }
