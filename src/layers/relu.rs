@@ -100,3 +100,25 @@ impl<F: Element> Layer<F> for ReLU<F> {
 
     fn visit_weights_mut(&mut self, _: &str, _: bool, _: &mut WeightVisitorMut<'_, F>) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phase::Phase;
+
+    /// Bit for bit: `-0.0` and every negative become `+0.0` (Keras 3 on JAX
+    /// gives `+0.0` for `-0.0` too), NaN passes, positives are untouched.
+    #[test]
+    fn negative_zero_becomes_positive_zero_and_nan_passes() {
+        let x = ndarray::arr1(&[-0.0f32, 0.0, -1.0, f32::NAN, 2.5, f32::MIN_POSITIVE]).into_dyn();
+        let y = ReLU::<f32>::new()
+            .forward(x, ForwardCtx::top(Phase::Train))
+            .unwrap();
+        let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+        let want: Vec<u32> = [0.0f32, 0.0, 0.0, f32::NAN, 2.5, f32::MIN_POSITIVE]
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_eq!(bits, want);
+    }
+}
