@@ -506,6 +506,25 @@ pub fn check_counters_match_output<F: Element>(
 mod tests {
     use super::*;
 
+    /// An output of another shape cannot be matched element by element: every
+    /// element of the larger counts as a violation, and nothing else counts.
+    #[test]
+    fn an_output_of_another_shape_is_all_violations() {
+        let x = ArrayD::from_elem(vec![2, 3], 1.0_f32);
+        let y = ArrayD::from_elem(vec![8], 0.0_f32);
+        let mut audit = SurvivorAudit::default();
+        audit.observe(x.view(), y.view(), 0.5);
+        audit.observe(x.view(), y.view(), 0.5);
+        assert_eq!(
+            audit,
+            SurvivorAudit {
+                violations: 16,
+                ..SurvivorAudit::default()
+            }
+        );
+        assert!(!audit.report("s", 0.5).pass);
+    }
+
     /// A layer whose train output is all zeros of `shape`, whatever the input:
     /// every lane agrees with itself, so only the shape can give it away.
     struct ZerosOfShape(Vec<usize>);

@@ -34,7 +34,9 @@ pub fn check_frozen_weights_unchanged<F: Element>(
     )
 }
 
-fn moved_weights(moved: &[(String, usize)]) -> String {
+/// `path (n), ...`: each moved weight with how many of its scalars moved, for
+/// the failing reports of this module and of [`super::frozen_subject`].
+pub(crate) fn moved_weights(moved: &[(String, usize)]) -> String {
     moved
         .iter()
         .map(|(path, n)| format!("{path} ({n})"))
@@ -141,4 +143,42 @@ pub fn check_gradient_passes_frozen_layer<F: Element>(
         "> 0; 0".into(),
         first_moved > 0 && frozen_moved == 0,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_weight(value: f32) -> ModelSnapshot<f32> {
+        ModelSnapshot {
+            weights: vec![
+                (
+                    "m/a/kernel".into(),
+                    ndarray::ArrayD::from_elem(vec![3], 1.0),
+                ),
+                (
+                    "m/b/kernel".into(),
+                    ndarray::ArrayD::from_elem(vec![2], value),
+                ),
+            ],
+            optimizer: Vec::new(),
+            counters: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_failing_report_names_each_moved_weight_and_its_count() {
+        let r = check_frozen_weights_unchanged("m", &one_weight(0.5), &one_weight(0.25));
+        assert!(!r.pass);
+        assert_eq!(
+            r.observed,
+            "2 of 5 scalars changed (2 arrays): m/b/kernel (2)"
+        );
+        let r = check_frozen_weights_unchanged("m", &one_weight(0.5), &one_weight(0.5));
+        assert!(
+            r.pass && r.observed == "0 of 5 scalars changed (2 arrays)",
+            "{}",
+            r.line()
+        );
+    }
 }

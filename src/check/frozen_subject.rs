@@ -9,6 +9,7 @@
 //! Each check builds its own model from the spec, so one failure cannot hide or
 //! cause another.
 
+use super::frozen::moved_weights;
 use super::model_subject::{ModelSpec, ModelSubject, Part, TrainableModel};
 use super::report::CheckReport;
 use super::subject::Capability;
@@ -64,14 +65,6 @@ fn moved(
 
 fn scalars(moved: &[(String, usize)]) -> usize {
     moved.iter().map(|(_, n)| n).sum()
-}
-
-fn named(moved: &[(String, usize)]) -> String {
-    moved
-        .iter()
-        .map(|(name, n)| format!("{name} ({n})"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Builds the subject's model, falling back to a base without BatchNorm when
@@ -154,7 +147,7 @@ pub fn check_frozen_base(subject: &dyn ModelSubject, spec: &ModelSpec) -> Vec<Ch
         scalars(&base_moved)
     );
     if !base_moved.is_empty() {
-        observed.push_str(&format!(": {}", named(&base_moved)));
+        observed.push_str(&format!(": {}", moved_weights(&base_moved)));
     }
     let mut reports = vec![
         CheckReport::exact(
@@ -296,7 +289,7 @@ pub fn check_freeze_is_recursive(subject: &dyn ModelSubject, spec: &ModelSpec) -
             let (m, total) = moved(&before, &after, "");
             let mut observed = format!("{} of {total} scalars changed", scalars(&m));
             if !m.is_empty() {
-                observed.push_str(&format!(": {}", named(&m)));
+                observed.push_str(&format!(": {}", moved_weights(&m)));
             }
             CheckReport::exact(
                 CHECK,
