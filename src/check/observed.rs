@@ -140,6 +140,30 @@ mod tests {
     use crate::model::sequential::Sequential;
     use crate::Dropout;
 
+    /// The wrapper is invisible to training: a wrapped Dense is trained as
+    /// the Dense itself would be.
+    #[test]
+    fn an_observed_dense_still_trains() {
+        let mut model = Sequential::<f32>::new("m")
+            .add(Observed::new(
+                Box::new(crate::Dense::new(2)),
+                Box::new(|_, _, _| {}),
+            ))
+            .build(&[3], Some(1))
+            .unwrap();
+        model
+            .compile(crate::optim::Sgd::new(0.1), crate::Loss::MeanSquaredError)
+            .unwrap();
+        let before = model.get_weights();
+        let (x, y) = (ArrayD::ones(vec![4, 3]), ArrayD::zeros(vec![4, 2]));
+        model.train_on_batch(&x, &y).unwrap();
+        let after = model.get_weights();
+        assert_eq!(before.len(), 2);
+        for (b, a) in before.iter().zip(&after) {
+            assert_ne!(b, a, "a wrapped weight did not move");
+        }
+    }
+
     #[test]
     fn an_observed_layer_takes_the_name_its_model_gives_it() {
         let observed = || {

@@ -248,6 +248,28 @@ mod tests {
     }
 
     #[test]
+    fn counters_are_matched_by_path_not_by_position() {
+        let stats = |units_seen| crate::stochastic::NoiseStats {
+            units_seen,
+            ..Default::default()
+        };
+        let snapshot = |counters: Vec<(&str, u64)>| ModelSnapshot::<f32> {
+            weights: Vec::new(),
+            optimizer: Vec::new(),
+            counters: counters
+                .into_iter()
+                .map(|(p, n)| (p.to_string(), stats(n)))
+                .collect(),
+        };
+        let before = snapshot(vec![("m/d1", 1), ("m/d2", 2)]);
+        assert!(before
+            .diff(&snapshot(vec![("m/d2", 2), ("m/d1", 1)]))
+            .is_empty());
+        let moved = before.diff(&snapshot(vec![("m/d2", 3), ("m/d1", 1)]));
+        assert_eq!(moved.counters, ["m/d2"]);
+    }
+
+    #[test]
     fn a_moved_weight_alone_or_a_moved_slot_alone_is_a_change() {
         let mut model = Sequential::<f32>::new("m")
             .add(Dense::new(2))

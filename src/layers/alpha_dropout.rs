@@ -268,6 +268,10 @@ mod tests {
     #[test]
     fn the_rate_is_the_one_given() {
         assert_eq!(AlphaDropout::<f32>::new(0.3).unwrap().rate(), 0.3);
+        assert_eq!(
+            AlphaDropout::<f32>::new(0.3).unwrap().with_seed(12).seed(),
+            12
+        );
     }
 
     #[test]
