@@ -505,6 +505,7 @@ pub fn check_counters_match_output<F: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::observed::zeros_of_shape;
 
     /// An output of another shape cannot be matched element by element: every
     /// element of the larger counts as a violation, and nothing else counts.
@@ -525,36 +526,24 @@ mod tests {
         assert!(!audit.report("s", 0.5).pass);
     }
 
-    /// A layer whose train output is all zeros of `shape`, whatever the input:
-    /// every lane agrees with itself, so only the shape can give it away.
-    struct ZerosOfShape(Vec<usize>);
-
-    impl DropoutLike<f32> for ZerosOfShape {
-        fn rate(&self) -> f64 {
-            0.5
-        }
-        fn run(&mut self, _x: ArrayD<f32>, _phase: Phase) -> crate::Result<ArrayD<f32>> {
-            Ok(ArrayD::zeros(self.0.clone()))
-        }
-    }
-
     #[test]
     fn the_noise_shape_check_fails_a_wrong_shape_or_axis_without_panicking() {
         let x = ArrayD::from_elem(vec![4, 6], 1.0_f32);
-        let transposed = check_noise_shape_cells_shared("t", &mut ZerosOfShape(vec![6, 4]), &x, 0);
+        let transposed =
+            check_noise_shape_cells_shared("t", &mut zeros_of_shape(vec![6, 4]), &x, 0);
         assert!(
             !transposed.pass && transposed.observed.contains("output shape [6, 4]"),
             "{}",
             transposed.line()
         );
         let past_the_rank =
-            check_noise_shape_cells_shared("a", &mut ZerosOfShape(vec![4, 6]), &x, 2);
+            check_noise_shape_cells_shared("a", &mut zeros_of_shape(vec![4, 6]), &x, 2);
         assert!(
             !past_the_rank.pass && past_the_rank.observed.contains("shared axis 2"),
             "{}",
             past_the_rank.line()
         );
-        let right = check_noise_shape_cells_shared("r", &mut ZerosOfShape(vec![4, 6]), &x, 1);
+        let right = check_noise_shape_cells_shared("r", &mut zeros_of_shape(vec![4, 6]), &x, 1);
         assert!(right.pass, "{}", right.line());
     }
 

@@ -134,6 +134,19 @@ impl<F: Element> Layer<F> for Observed<F> {
     }
 }
 
+/// A dropout twin (claimed rate 0.5) whose every output is `+0.0` in `shape`,
+/// whatever the input: every lane and cell agrees with itself, so only a
+/// check's shape guard can give it away.
+#[cfg(test)]
+pub(crate) fn zeros_of_shape(shape: Vec<usize>) -> super::LayerAsDropout<f32> {
+    let inner = Box::new(crate::Dropout::<f32>::new(0.5).expect("valid rate"));
+    let twin = Observed::with_forward(
+        inner,
+        Box::new(move |_, _, _| Ok(ArrayD::zeros(shape.clone()))),
+    );
+    super::LayerAsDropout::new(Box::new(twin), 0.5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,22 +161,11 @@ mod tests {
     use crate::check::LayerAsDropout;
     use crate::layers::{DataFormat, Dropout, SpatialDropout};
 
-    /// Every output `+0.0`, in a shape of its own: lanes it never reaches would
-    /// read as dropped if the shape went unchecked.
-    struct ZerosOfShape(Vec<usize>);
-
-    impl DropoutLike<f32> for ZerosOfShape {
-        fn rate(&self) -> f64 {
-            0.5
-        }
-        fn run(&mut self, _x: ArrayD<f32>, _phase: Phase) -> crate::Result<ArrayD<f32>> {
-            Ok(ArrayD::zeros(self.0.clone()))
-        }
-    }
-
+    /// Lanes a shorter output never reaches would read as dropped if the
+    /// shape went unchecked.
     #[test]
     fn a_wrongly_shaped_output_is_an_error_in_both_checks() {
-        let mut short = ZerosOfShape(vec![1, 8, 3]);
+        let mut short = crate::check::observed::zeros_of_shape(vec![1, 8, 3]);
         let exact = check_spatial_channels_exact("short", &mut short, 0.5, &[4, 8, 3], 1);
         let rate =
             check_spatial_channel_drop_rate("short", &mut short, 0.5, &[4, 8, 3], 1, 5, 1e-9);

@@ -175,24 +175,6 @@ impl<F: Element> Layer<F> for GaussianDropout<F> {
 mod tests {
     use super::*;
 
-    /// `calls` is the index of the next train call's draws: eval calls draw
-    /// nothing and leave it alone.
-    #[test]
-    fn calls_counts_train_calls_only() {
-        let mut layer = GaussianDropout::<f32>::new(0.2).unwrap().with_seed(5);
-        let x = ArrayD::from_elem(vec![2, 3], 1.0_f32);
-        assert_eq!(layer.calls(), 0);
-        for (phase, after) in [
-            (Phase::Train, 1),
-            (Phase::Eval, 1),
-            (Phase::Train, 2),
-            (Phase::Train, 3),
-        ] {
-            layer.forward(x.clone(), ForwardCtx::top(phase)).unwrap();
-            assert_eq!(layer.calls(), after, "after a {phase:?} call");
-        }
-    }
-
     #[test]
     fn the_rate_stddev_and_seed_are_the_ones_given() {
         let layer = GaussianDropout::<f32>::new(0.2).unwrap();

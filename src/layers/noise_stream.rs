@@ -147,6 +147,36 @@ impl Stochastic for NoiseStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::Layer;
+    use crate::layers::{AlphaDropout, GaussianDropout, GaussianNoise};
+    use crate::phase::{ForwardCtx, Phase};
+    use ndarray::ArrayD;
+
+    /// `calls` reads the layer's stream: the index of the next train call's
+    /// draws, which eval calls leave alone.
+    fn assert_calls_count_train_calls_only<L: Layer<f32>>(mut layer: L, calls: fn(&L) -> u64) {
+        let x = ArrayD::from_elem(vec![2, 3], 1.0_f32);
+        assert_eq!(calls(&layer), 0);
+        for (phase, after) in [
+            (Phase::Train, 1),
+            (Phase::Eval, 1),
+            (Phase::Train, 2),
+            (Phase::Train, 3),
+        ] {
+            layer.forward(x.clone(), ForwardCtx::top(phase)).unwrap();
+            assert_eq!(calls(&layer), after, "after a {phase:?} call");
+        }
+    }
+
+    #[test]
+    fn every_noise_layers_calls_counts_train_calls_only() {
+        let alpha = AlphaDropout::<f32>::new(0.3).unwrap().with_seed(5);
+        assert_calls_count_train_calls_only(alpha, AlphaDropout::calls);
+        let gaussian = GaussianDropout::<f32>::new(0.2).unwrap().with_seed(5);
+        assert_calls_count_train_calls_only(gaussian, GaussianDropout::calls);
+        let noise = GaussianNoise::<f32>::new(0.7).unwrap().with_seed(5);
+        assert_calls_count_train_calls_only(noise, GaussianNoise::calls);
+    }
 
     #[test]
     fn block_k_starts_at_word_k_shifted_32() {
