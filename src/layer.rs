@@ -240,3 +240,30 @@ macro_rules! noise_layer_common {
     };
 }
 pub(crate) use noise_layer_common;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{arr1, ArrayD};
+
+    #[test]
+    fn set_grad_reuses_a_buffer_of_the_same_shape_and_replaces_one_of_another() {
+        let mut w = Weight::new("kernel", WeightKind::Param, ArrayD::<f32>::zeros(vec![2]));
+        w.set_grad(arr1(&[1.0f32, 2.0]).into_dyn().view());
+        let before = w.grad.as_ref().map(|g| g.as_ptr());
+        w.set_grad(arr1(&[3.0f32, 4.0]).into_dyn().view());
+        assert_eq!(
+            w.grad.as_ref().map(|g| g.as_ptr()),
+            before,
+            "same shape: buffer reused"
+        );
+        assert_eq!(w.grad.as_ref().unwrap().as_slice().unwrap(), &[3.0, 4.0]);
+        // A weight whose value was replaced by one of another shape must take the new
+        // gradient whole, not broadcast it into the old buffer.
+        w.set_grad(arr1(&[5.0f32, 6.0, 7.0]).into_dyn().view());
+        assert_eq!(
+            w.grad.as_ref().unwrap().as_slice().unwrap(),
+            &[5.0, 6.0, 7.0]
+        );
+    }
+}

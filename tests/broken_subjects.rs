@@ -541,3 +541,19 @@ fn a_missing_capability_is_not_applicable_and_named() {
     );
     assert!(nncheck::check::no_failures(&reports));
 }
+
+/// A subject that accepts an invalid rate is told which rates it accepted and
+/// whether its eval call with each was still the identity.
+#[test]
+fn an_accepted_invalid_rate_is_reported_with_its_eval_behaviour() {
+    let r = nncheck::check::conventions::check_invalid_rates_refused(
+        &Twin(Flaw::InvalidRateAccepted),
+        &[4, 8],
+        1,
+    );
+    assert!(!r.pass);
+    assert_eq!(
+        r.observed,
+        "accepted -0.1 (eval identity), 1.5 (eval identity), NaN (eval identity)"
+    );
+}

@@ -315,6 +315,26 @@ mod tests {
         }
     }
 
+    /// Outputs `1, -1` have mean 0 and sample variance 2 (divided by `n - 1`);
+    /// the population variance, 1, would understate a widening at small `n`.
+    #[test]
+    fn the_variance_is_the_unbiased_sample_variance() {
+        let mut plus_minus = warped(0.2, |y| {
+            ArrayD::from_shape_fn(y.raw_dim(), |i| if i[0] % 2 == 0 { 1.0 } else { -1.0 })
+        });
+        let reports = check_alpha_dropout_moments("pm", &mut plus_minus, 0.2, 2, 1, 1e-9);
+        assert!(
+            reports[0].observed.starts_with("mean 0.000000 "),
+            "{}",
+            reports[0].line()
+        );
+        assert!(
+            reports[1].observed.starts_with("variance 2.000000 "),
+            "{}",
+            reports[1].line()
+        );
+    }
+
     /// The two-sided quantile at alpha = 1e-9 is 6.1094 (scipy's
     /// `norm.isf(5e-10)`); a one-sided or doubled alpha gives 5.998 or 5.884.
     #[test]

@@ -602,4 +602,38 @@ mod tests {
         assert!(!check_predict_dropout_identity("d", 10, 1).pass);
         assert!(!check_predict_dropout_identity("d", 0, 0).pass);
     }
+
+    /// An audit that saw nothing has nothing to vouch for.
+    #[test]
+    fn an_audit_of_nothing_fails() {
+        let r = SurvivorAudit::default().report("s", 0.5);
+        assert!(
+            !r.pass && r.observed.ends_with("; nothing audited"),
+            "{}",
+            r.line()
+        );
+    }
+
+    /// A gradient whose shape is not the output's cannot be matched to the mask:
+    /// the check fails it and names its shape instead of panicking in the zip.
+    #[test]
+    fn a_gradient_of_another_shape_than_the_output_fails_without_panicking() {
+        let flattened = crate::check::observed::Observed::with_forward(
+            Box::new(crate::Dropout::<f32>::new(0.5).unwrap().with_seed(1)),
+            Box::new(|inner, x, ctx| {
+                inner.forward(x, ctx).map(|y| {
+                    let n = y.len();
+                    y.into_shape_with_order(vec![n]).unwrap()
+                })
+            }),
+        );
+        let mut twin = crate::check::LayerAsDropout::new(Box::new(flattened), 0.5);
+        let x = ArrayD::from_elem(vec![4, 6], 1.0_f32);
+        let r = check_backward_uses_forward_mask("flat", &mut twin, &x, &x);
+        assert!(
+            !r.pass && r.observed == "gradient of shape [4, 6]",
+            "{}",
+            r.line()
+        );
+    }
 }

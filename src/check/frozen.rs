@@ -181,4 +181,28 @@ mod tests {
             r.line()
         );
     }
+
+    /// A model with no weights proves nothing frozen; one whose weights did not
+    /// move shows that training changed nothing.
+    #[test]
+    fn nothing_to_compare_or_nothing_moved_fails() {
+        let empty = ModelSnapshot::<f32> {
+            weights: Vec::new(),
+            optimizer: Vec::new(),
+            counters: Vec::new(),
+        };
+        assert!(!check_frozen_weights_unchanged("m", &empty, &empty).pass);
+        let r = check_trainable_weights_changed("m", &one_weight(0.5), &one_weight(0.5));
+        assert!(
+            !r.pass && r.observed == "0 of 5 scalars changed",
+            "{}",
+            r.line()
+        );
+        let r = check_trainable_weights_changed("m", &one_weight(0.5), &one_weight(0.25));
+        assert!(
+            r.pass && r.observed == "2 of 5 scalars changed",
+            "{}",
+            r.line()
+        );
+    }
 }

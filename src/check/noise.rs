@@ -599,4 +599,19 @@ mod tests {
         let x = special_values_f64(3);
         assert!(check_eval_identity_bits("gd", &mut gd, &x).pass);
     }
+
+    /// Every row holds each of `±2^k`, `k` in `-2..=2`, a hundred times: both
+    /// signs and five magnitudes at every batch index, as documented.
+    #[test]
+    fn powers_of_two_hold_both_signs_of_every_magnitude_in_every_row() {
+        let x = powers_of_two::<f64>(3);
+        for row in x.outer_iter() {
+            for k in -2..=2 {
+                for sign in [1.0, -1.0] {
+                    let v = sign * 2f64.powi(k);
+                    assert_eq!(row.iter().filter(|&&y| y == v).count(), 100, "{v}");
+                }
+            }
+        }
+    }
 }

@@ -192,4 +192,38 @@ mod tests {
             .unwrap();
         assert_eq!(model.layer_paths(), ["m", "m/dropout", "m/dropout_1"]);
     }
+
+    /// The wrapper shows its inner layer's flags and commits its state: a
+    /// wrapped BatchNorm's moving statistics move in training, a frozen wrapper
+    /// says so, and a wrapped dropout has nothing to train.
+    #[test]
+    fn an_observed_layer_shows_the_inner_layers_flags_and_state() {
+        let mut model = Sequential::<f32>::new("m")
+            .add(Observed::new(
+                Box::new(crate::BatchNormalization::new()),
+                Box::new(|_, _, _| {}),
+            ))
+            .build(&[2], Some(1))
+            .unwrap();
+        model
+            .compile(crate::optim::Sgd::new(0.1), crate::Loss::MeanSquaredError)
+            .unwrap();
+        let before = model.get_weights();
+        let x = ArrayD::from_shape_fn(vec![4, 2], |i| (i[0] * 2 + i[1]) as f32);
+        model.train_on_batch(&x, &ArrayD::ones(vec![4, 2])).unwrap();
+        let after = model.get_weights();
+        assert_eq!(before.len(), 4, "gamma, beta, moving mean, moving variance");
+        for (b, a) in before.iter().zip(&after) {
+            assert_ne!(b, a, "a wrapped BatchNorm weight or statistic did not move");
+        }
+
+        let mut dropout = Observed::new(
+            Box::new(Dropout::<f32>::new(0.5).unwrap()),
+            Box::new(|_, _, _| {}),
+        );
+        assert!(!dropout.has_trainable_params(true));
+        assert!(dropout.trainable());
+        dropout.set_trainable(false);
+        assert!(!dropout.trainable());
+    }
 }

@@ -292,4 +292,18 @@ mod tests {
         };
         assert!(!slots_only.weights_and_slots_unchanged());
     }
+
+    /// A weight whose shape changed moved in every scalar it had, even where
+    /// the common prefix of its values is unchanged.
+    #[test]
+    fn a_reshaped_weight_moved_in_every_scalar() {
+        let snapshot = |value: ndarray::ArrayD<f32>| ModelSnapshot {
+            weights: vec![("m/a/kernel".to_string(), value)],
+            optimizer: Vec::new(),
+            counters: Vec::new(),
+        };
+        let before = snapshot(ndarray::ArrayD::from_elem(vec![2], 1.0));
+        let grown = snapshot(ndarray::ArrayD::from_elem(vec![3], 1.0));
+        assert_eq!(before.diff(&grown).weights, [("m/a/kernel".to_string(), 2)]);
+    }
 }

@@ -215,4 +215,24 @@ mod tests {
             assert!(r.pass && r.detectable.is_some() == power, "{}", r.line());
         }
     }
+
+    /// The batch axis or an axis past the rank is no channel axis: both checks
+    /// say so rather than tally lanes across samples or index out of bounds.
+    #[test]
+    fn a_channel_axis_out_of_range_is_an_error_in_both_checks() {
+        let shape = [4, 8, 3];
+        for axis in [0, 3] {
+            let mut layer = crate::check::observed::zeros_of_shape(shape.to_vec());
+            let exact = check_spatial_channels_exact("axis", &mut layer, 0.5, &shape, axis);
+            let rate =
+                check_spatial_channel_drop_rate("axis", &mut layer, 0.5, &shape, axis, 5, 1e-9);
+            for r in [exact, rate] {
+                assert!(
+                    !r.pass && r.line().contains("channel axis out of range"),
+                    "axis {axis}: {}",
+                    r.line()
+                );
+            }
+        }
+    }
 }

@@ -246,3 +246,28 @@ impl<F: Element> DropoutLike<F> for LayerAsDropout<F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Dropout, ReLU};
+
+    /// Reseeding reaches the wrapped layer's stream, so the same seed gives
+    /// the same mask; a layer with no stream says it cannot be seeded.
+    #[test]
+    fn layer_as_dropout_reseeds_its_layer_or_says_it_cannot() {
+        let x = ArrayD::<f32>::ones(vec![64]);
+        let mut d = LayerAsDropout::new(Box::new(Dropout::new(0.5).unwrap().with_seed(1)), 0.5);
+        d.reseed(9).unwrap();
+        let first = d.run(x.clone(), Phase::Train).unwrap();
+        d.reseed(9).unwrap();
+        assert_eq!(d.run(x, Phase::Train).unwrap(), first);
+        let mut relu = LayerAsDropout::<f32>::new(Box::new(ReLU::new()), 0.0);
+        assert!(matches!(
+            relu.reseed(9),
+            Err(Error::Unsupported {
+                capability: Capability::Seeding
+            })
+        ));
+    }
+}
