@@ -374,4 +374,31 @@ mod tests {
                 .all(|r| r.pass)
         );
     }
+
+    /// A call on an empty batch shows no value at all, so it cannot pass.
+    #[test]
+    fn the_exact_check_fails_an_empty_call() {
+        let mut ad = warped(0.2, |y| y);
+        let r = check_alpha_dropout_exact("empty", &mut ad, 0.2, &ArrayD::zeros(vec![0, 4]));
+        assert!(!r.pass && r.observed.starts_with("0 kept"), "{}", r.line());
+    }
+
+    /// At a claimed rate of 0 the output is the normal input, `mu4 = 3`, and the
+    /// bounds at `n = 2000` are `z / sqrt(n)` and `z sqrt(2 / n)`, with `z =
+    /// 6.109410` (Python's `NormalDist().inv_cdf(1 - 5e-10)`).
+    #[test]
+    fn the_variance_bound_uses_mu4_minus_one() {
+        let mut ad = warped(0.2, |y| y);
+        let reports = check_alpha_dropout_moments("ad", &mut ad, 0.0, 2_000, 1, 1e-9);
+        assert!(
+            reports[0].bound.starts_with("0 ± 0.136611 "),
+            "{}",
+            reports[0].line()
+        );
+        assert!(
+            reports[1].bound.starts_with("1 ± 0.193197 "),
+            "{}",
+            reports[1].line()
+        );
+    }
 }

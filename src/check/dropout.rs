@@ -636,4 +636,15 @@ mod tests {
             r.line()
         );
     }
+
+    /// No pairs are no evidence of independence.
+    #[test]
+    fn a_joint_drop_check_of_no_pairs_fails() {
+        let r = check_joint_drops("neighbours_independent", "s", &[], 0.5, 1e-9);
+        assert!(
+            !r.pass && r.observed == "0/0 pairs dropped together",
+            "{}",
+            r.line()
+        );
+    }
 }

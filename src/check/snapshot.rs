@@ -306,4 +306,12 @@ mod tests {
         let grown = snapshot(ndarray::ArrayD::from_elem(vec![3], 1.0));
         assert_eq!(before.diff(&grown).weights, [("m/a/kernel".to_string(), 2)]);
     }
+
+    #[test]
+    fn bits_equal_is_an_empty_diff() {
+        let before = weights(&[("m/a/kernel", 1.0)]);
+        assert!(before.bits_equal(&before.clone()));
+        assert!(!before.bits_equal(&weights(&[("m/a/kernel", -1.0)])));
+        assert!(!before.bits_equal(&weights(&[("m/b/kernel", 1.0)])));
+    }
 }

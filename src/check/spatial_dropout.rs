@@ -235,4 +235,13 @@ mod tests {
             }
         }
     }
+
+    /// No calls, no lanes: nothing was drawn, so there is neither a verdict to
+    /// pass nor a power to state.
+    #[test]
+    fn a_channel_drop_rate_over_no_calls_fails_and_states_no_power() {
+        let mut layer = crate::check::observed::zeros_of_shape(vec![4, 8, 3]);
+        let r = check_spatial_channel_drop_rate("none", &mut layer, 0.5, &[4, 8, 3], 1, 0, 1e-9);
+        assert!(!r.pass && r.detectable.is_none(), "{}", r.line());
+    }
 }

@@ -275,6 +275,7 @@ mod tests {
         }
         let dy = ArrayD::from_elem(vec![8, 64], 3.0f32);
         let dx = layer.backward(dy, true).unwrap().unwrap();
+        assert_eq!(dx.shape(), [8, 64]);
         for (&dx, &drop) in dx.iter().zip(&mask) {
             assert_eq!(dx.to_bits(), if drop { 0.0 } else { 3.0 * a }.to_bits());
         }

@@ -194,6 +194,7 @@ mod tests {
         crate::stochastic::Stochastic::reseed(layer.stochastic_mut().unwrap(), 1234);
         let dy = ArrayD::from_shape_fn(vec![2, 50], |i| (i[1] as f32) - 20.5);
         let dx = layer.backward(dy.clone(), true).unwrap().unwrap();
+        assert_eq!(dx.shape(), dy.shape());
         for ((&dx, &dy), &m) in dx.iter().zip(dy.iter()).zip(m.iter()) {
             assert_eq!(dx.to_bits(), (dy * m).to_bits());
         }
