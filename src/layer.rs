@@ -246,6 +246,8 @@ mod tests {
     use super::*;
     use ndarray::{arr1, ArrayD};
 
+    /// Reusing the buffer saves an allocation per step; it is only sound while
+    /// the shapes agree.
     #[test]
     fn set_grad_reuses_a_buffer_of_the_same_shape_and_replaces_one_of_another() {
         let mut w = Weight::new("kernel", WeightKind::Param, ArrayD::<f32>::zeros(vec![2]));

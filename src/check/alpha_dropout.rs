@@ -383,9 +383,10 @@ mod tests {
         assert!(!r.pass && r.observed.starts_with("0 kept"), "{}", r.line());
     }
 
-    /// At a claimed rate of 0 the output is the normal input, `mu4 = 3`, and the
-    /// bounds at `n = 2000` are `z / sqrt(n)` and `z sqrt(2 / n)`, with `z =
-    /// 6.109410` (Python's `NormalDist().inv_cdf(1 - 5e-10)`).
+    /// The bounds come from the claimed rate, not from the layer: at a claim of
+    /// 0, `mu4 = 3`, so at `n = 2000` they are `z / sqrt(n)` and `z sqrt(2 / n)`
+    /// (`z = 6.109410`, Python's `NormalDist().inv_cdf(1 - 5e-10)`); `mu4 + 1`
+    /// would widen the second to 0.273.
     #[test]
     fn the_variance_bound_uses_mu4_minus_one() {
         let mut ad = warped(0.2, |y| y);

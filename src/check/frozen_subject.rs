@@ -445,4 +445,14 @@ mod tests {
         );
         assert_eq!(moved(&before, &after, "head/"), (vec![], 1));
     }
+
+    /// The loss comparisons of the dropout-in-a-frozen-fit check are set for
+    /// this target, so it stays the documented `x0 - 0.5 x1`.
+    #[test]
+    fn the_training_target_is_x0_minus_half_x1() {
+        let (x, y) = model_data(5, 16);
+        for (row, target) in x.outer_iter().zip(y.iter()) {
+            assert_eq!(target.to_bits(), (row[0] - 0.5 * row[1]).to_bits());
+        }
+    }
 }

@@ -307,6 +307,8 @@ mod tests {
         assert_eq!(before.diff(&grown).weights, [("m/a/kernel".to_string(), 2)]);
     }
 
+    /// `bits_equal` is what a caller outside the checks uses to ask "did
+    /// anything change"; it must agree with the diff the checks read.
     #[test]
     fn bits_equal_is_an_empty_diff() {
         let before = weights(&[("m/a/kernel", 1.0)]);
