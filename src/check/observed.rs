@@ -153,24 +153,34 @@ mod tests {
     use crate::model::sequential::Sequential;
     use crate::Dropout;
 
-    /// The wrapper is invisible to training: a wrapped Dense is trained as
-    /// the Dense itself would be.
-    #[test]
-    fn an_observed_dense_still_trains() {
+    /// The weights of a model holding only `inner`, observed, before and after
+    /// one SGD step on `(x, y)`.
+    fn weights_around_one_step(
+        inner: Box<dyn Layer<f32>>,
+        x: ArrayD<f32>,
+        y: ArrayD<f32>,
+    ) -> (Vec<ArrayD<f32>>, Vec<ArrayD<f32>>) {
         let mut model = Sequential::<f32>::new("m")
-            .add(Observed::new(
-                Box::new(crate::Dense::new(2)),
-                Box::new(|_, _, _| {}),
-            ))
-            .build(&[3], Some(1))
+            .add(Observed::new(inner, Box::new(|_, _, _| {})))
+            .build(&x.shape()[1..], Some(1))
             .unwrap();
         model
             .compile(crate::optim::Sgd::new(0.1), crate::Loss::MeanSquaredError)
             .unwrap();
         let before = model.get_weights();
-        let (x, y) = (ArrayD::ones(vec![4, 3]), ArrayD::zeros(vec![4, 2]));
         model.train_on_batch(&x, &y).unwrap();
-        let after = model.get_weights();
+        (before, model.get_weights())
+    }
+
+    /// The wrapper is invisible to training: a wrapped Dense is trained as
+    /// the Dense itself would be.
+    #[test]
+    fn an_observed_dense_still_trains() {
+        let (before, after) = weights_around_one_step(
+            Box::new(crate::Dense::new(2)),
+            ArrayD::ones(vec![4, 3]),
+            ArrayD::zeros(vec![4, 2]),
+        );
         assert_eq!(before.len(), 2);
         for (b, a) in before.iter().zip(&after) {
             assert_ne!(b, a, "a wrapped weight did not move");
@@ -198,20 +208,11 @@ mod tests {
     /// says so, and a wrapped dropout has nothing to train.
     #[test]
     fn an_observed_layer_shows_the_inner_layers_flags_and_state() {
-        let mut model = Sequential::<f32>::new("m")
-            .add(Observed::new(
-                Box::new(crate::BatchNormalization::new()),
-                Box::new(|_, _, _| {}),
-            ))
-            .build(&[2], Some(1))
-            .unwrap();
-        model
-            .compile(crate::optim::Sgd::new(0.1), crate::Loss::MeanSquaredError)
-            .unwrap();
-        let before = model.get_weights();
-        let x = ArrayD::from_shape_fn(vec![4, 2], |i| (i[0] * 2 + i[1]) as f32);
-        model.train_on_batch(&x, &ArrayD::ones(vec![4, 2])).unwrap();
-        let after = model.get_weights();
+        let (before, after) = weights_around_one_step(
+            Box::new(crate::BatchNormalization::new()),
+            ArrayD::from_shape_fn(vec![4, 2], |i| (i[0] * 2 + i[1]) as f32),
+            ArrayD::ones(vec![4, 2]),
+        );
         assert_eq!(before.len(), 4, "gamma, beta, moving mean, moving variance");
         for (b, a) in before.iter().zip(&after) {
             assert_ne!(b, a, "a wrapped BatchNorm weight or statistic did not move");
