@@ -387,3 +387,26 @@ fn noise_in_a_frozen_fit_is_judged_from_what_the_layer_did() {
         );
     }
 }
+
+/// Noise drawn and thrown away: every call is counted, but the layer hands its
+/// input on unchanged, so it is not active; the check must see the outputs, not
+/// only the calls.
+#[test]
+fn noise_drawn_but_discarded_in_a_frozen_fit_is_rejected() {
+    use nncheck::check::noise_in_frozen_fit::check_noise_layer_in_frozen_fit;
+    for (name, inner) in noise_layers() {
+        let twin = nncheck::check::observed::Observed::with_forward(
+            inner,
+            Box::new(|layer, x: ArrayD<f32>, ctx| {
+                layer.forward(x.clone(), ctx)?;
+                Ok(x)
+            }),
+        );
+        let r = check_noise_layer_in_frozen_fit(name, Box::new(twin), 3);
+        assert!(
+            !r.pass && r.observed.split(';').next().unwrap().contains(", 0 of "),
+            "{name}: a twin passed: {}",
+            r.line()
+        );
+    }
+}

@@ -141,3 +141,43 @@ fn a_rate_check_at_a_million_draws_resolves_about_three_thousandths() {
     let bias = nncheck::check::stats::smallest_detectable_bias(1_000_000, 0.5, DEFAULT_ALPHA);
     assert!(bias < 0.0045, "{bias}");
 }
+
+/// An observer sees every forward call, train and eval, with the layer's own
+/// input, output and scale, until it is removed.
+#[test]
+fn a_dropout_observer_sees_each_call_until_removed() {
+    use nncheck::phase::ForwardCtx;
+    use nncheck::Layer;
+    use std::sync::{Arc, Mutex};
+    type Seen = (Phase, Vec<f32>, Vec<f32>, f32);
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let mut layer = Dropout::<f32>::new(0.5).unwrap().with_seed(3);
+    layer.set_observer(Some(Box::new(move |call| {
+        log.lock().unwrap().push((
+            call.phase,
+            call.input.iter().copied().collect(),
+            call.output.iter().copied().collect(),
+            call.scale,
+        ));
+    })));
+    let x = ArrayD::from_shape_fn(vec![4, 8], |i| 1.0 + (i[0] * 8 + i[1]) as f32);
+    let train = layer
+        .forward(x.clone(), ForwardCtx::top(Phase::Train))
+        .unwrap();
+    layer
+        .forward(x.clone(), ForwardCtx::top(Phase::Eval))
+        .unwrap();
+    {
+        let seen = seen.lock().unwrap();
+        let phases: Vec<Phase> = seen.iter().map(|s| s.0).collect();
+        assert_eq!(phases, [Phase::Train, Phase::Eval]);
+        let input: Vec<f32> = x.iter().copied().collect();
+        assert!(seen.iter().all(|s| s.1 == input && s.3 == 2.0));
+        assert_eq!(seen[0].2, train.iter().copied().collect::<Vec<_>>());
+        assert_eq!(seen[1].2, input);
+    }
+    layer.set_observer(None);
+    layer.forward(x, ForwardCtx::top(Phase::Train)).unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}

@@ -108,3 +108,25 @@ fn a_trainable_layer_inside_a_frozen_model_stays_frozen() {
     assert!(model.trainable());
     assert!(total > 0);
 }
+
+/// The core battery runs every check it lists, once each: a battery that ran
+/// nothing would pass every case above vacuously.
+#[test]
+fn the_core_training_battery_runs_each_of_its_checks() {
+    const CORE_TRAINING_CHECKS: [&str; 10] = [
+        "freeze_is_recursive",
+        "frozen_weights_unchanged",
+        "frozen_optimizer_slots_unchanged",
+        "trainable_weights_changed",
+        "frozen_model_dropout_active_in_fit",
+        "dropout_inactive_in_predict_evaluate",
+        "frozen_batchnorm_inference_mode",
+        "predict_deterministic",
+        "gradient_passes_frozen_layer",
+        "pin_stays_in_subtree",
+    ];
+    let case = TrainingCase::generate(&mut nncheck::rng::chacha(7));
+    let reports = core_training_battery(&case).unwrap();
+    let ran: Vec<&str> = reports.iter().map(|r| r.check.as_str()).collect();
+    assert_eq!(ran, CORE_TRAINING_CHECKS);
+}

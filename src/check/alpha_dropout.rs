@@ -402,4 +402,25 @@ mod tests {
             reports[1].line()
         );
     }
+
+    /// The stated mean shift is the smallest the z-test catches with power
+    /// 0.99: at that shift `Phi(shift * sqrt(n) - z)` is 0.99, not near 1.
+    #[test]
+    fn the_stated_mean_shift_has_the_quoted_power_and_no_more() {
+        let n = 10_000;
+        let mut ad = warped(0.2, |y| y);
+        let reports = check_alpha_dropout_moments("ad", &mut ad, 0.2, n, 1, 1e-9);
+        let text = reports[0].detectable.as_deref().expect("power stated");
+        let shift: f64 = text
+            .trim_start_matches("mean shift >= ")
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        let z = normal.inverse_cdf(1.0 - 1e-9 / 2.0);
+        let power = normal.cdf(shift * (n as f64).sqrt() - z);
+        assert!((power - 0.99).abs() < 1e-3, "{text}: power {power}");
+    }
 }

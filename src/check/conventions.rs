@@ -353,4 +353,52 @@ mod tests {
         }
         assert!(reports.iter().all(|r| r.pass), "{reports:#?}");
     }
+
+    /// A dropout that can only be reseeded: no mask, no backward pass.
+    struct ReseedOnly(Dropout<f32>);
+
+    impl DropoutLike<f32> for ReseedOnly {
+        fn rate(&self) -> f64 {
+            DropoutLike::<f32>::rate(&self.0)
+        }
+        fn run(&mut self, x: ArrayD<f32>, phase: Phase) -> Result<ArrayD<f32>> {
+            DropoutLike::run(&mut self.0, x, phase)
+        }
+        fn reseed(&mut self, seed: u64) -> Result<()> {
+            DropoutLike::<f32>::reseed(&mut self.0, seed)
+        }
+    }
+
+    /// With seeding as the only way in, the mask is read from a same-seed call
+    /// on positive input, and the real layer passes judged through it.
+    #[test]
+    fn a_layer_that_only_reseeds_is_judged_through_a_same_seed_call() {
+        let mut layer = ReseedOnly(Dropout::new(0.3).unwrap().with_seed(4));
+        let reports = check_special_values("reseed only", &mut layer, &[8, 16], 2);
+        for r in &reports {
+            assert!(
+                r.observed
+                    .ends_with("(mask read from a same-seed call on positive input)"),
+                "{}",
+                r.line()
+            );
+        }
+        assert!(reports.iter().all(|r| r.pass), "{reports:#?}");
+    }
+
+    /// An output of another shape has no unit to line up with its input: both
+    /// records are errors, never verdicts on misaligned units.
+    #[test]
+    fn a_wrongly_shaped_output_is_an_error_in_both_records() {
+        let mut short = crate::check::observed::zeros_of_shape(vec![4, 16]);
+        let reports = check_special_values("short", &mut short, &[8, 16], 2);
+        assert_eq!(reports.len(), 2);
+        for r in &reports {
+            assert!(
+                !r.pass && r.observed.contains("output shape [4, 16]"),
+                "{}",
+                r.line()
+            );
+        }
+    }
 }

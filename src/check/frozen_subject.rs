@@ -455,4 +455,16 @@ mod tests {
             assert_eq!(target.to_bits(), (row[0] - 0.5 * row[1]).to_bits());
         }
     }
+
+    /// Predictions that do not line up with the targets, or no targets at all,
+    /// have no mean squared error: NaN, never a number that could pass a bound.
+    #[test]
+    fn mse_is_nan_for_mismatched_or_empty_targets() {
+        let pred = ArrayD::from_elem(vec![4, 1], 1.0f32);
+        let target = ArrayD::from_elem(vec![2, 1], 1.0f32);
+        assert!(mse(&pred, &target).is_nan());
+        let none = ArrayD::<f32>::zeros(vec![0, 1]);
+        assert!(mse(&none, &none).is_nan());
+        assert_eq!(mse(&pred, &ArrayD::from_elem(vec![4, 1], 3.0f32)), 4.0);
+    }
 }

@@ -614,4 +614,38 @@ mod tests {
             }
         }
     }
+
+    // Below t = 1 the series' later terms matter (at 0.5 the first alone
+    // exceeds 1); the values are the Kolmogorov distribution's own.
+    #[test]
+    fn kolmogorov_tail_sums_the_later_terms_where_they_matter() {
+        assert!((kolmogorov_sf(0.5) - 0.963_945_2).abs() < 1e-6);
+        assert!((kolmogorov_sf(0.8) - 0.544_142_4).abs() < 1e-6);
+        assert!((kolmogorov_sf(1.0) - 0.269_999_7).abs() < 1e-6);
+    }
+
+    // Samples below the claimed law put the empirical CDF above it, where the
+    // distance is read at the top of each step, `(i + 1) / n`.
+    #[test]
+    fn the_ks_distance_reads_the_top_of_each_step_for_samples_below_the_law() {
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        let one = [normal.inverse_cdf(0.2)];
+        let r = check_normal_ks("ks", "s", &one, 0.0, 1.0, 1e-9);
+        assert!(
+            r.observed.starts_with("KS distance 0.800000 "),
+            "{}",
+            r.line()
+        );
+        let n = 10_000;
+        let lowered: Vec<f64> = (0..n)
+            .map(|i| normal.inverse_cdf((i as f64 + 0.5) / n as f64) - 0.1)
+            .collect();
+        let r = check_normal_ks("ks", "s", &lowered, 0.0, 1.0, 1e-9);
+        // 2 Phi(0.05) - 1 plus the half step 1 / (2n).
+        assert!(
+            !r.pass && r.observed.starts_with("KS distance 0.039928 "),
+            "{}",
+            r.line()
+        );
+    }
 }

@@ -244,4 +244,48 @@ mod tests {
         let r = check_spatial_channel_drop_rate("none", &mut layer, 0.5, &[4, 8, 3], 1, 0, 1e-9);
         assert!(!r.pass && r.detectable.is_none(), "{}", r.line());
     }
+
+    /// Every lane lands in one tally by what it holds: all `+0.0`, all
+    /// `x * scale`, or a mix.
+    #[test]
+    fn the_tally_counts_each_lane_once_by_what_it_holds() {
+        // Batch 2, steps 3, channels 4 on the last axis: 8 lanes. Channel 0 is
+        // dropped, channel 1 loses only its first step, channels 2 and 3 are kept.
+        let x = lane_input::<f32>(&[2, 3, 4]);
+        let scale = 2.0f32;
+        let y = ArrayD::from_shape_fn(x.raw_dim(), |i| match (i[2], i[1]) {
+            (0, _) | (1, 0) => 0.0,
+            _ => x[&i] * scale,
+        });
+        let t = tally(&x, &y, scale, 2);
+        assert_eq!(
+            t,
+            LaneTally {
+                lanes: 8,
+                kept: 4,
+                dropped: 2,
+                mixed: 2
+            }
+        );
+    }
+
+    /// A call over an empty batch has no lane to judge: it fails rather than
+    /// pass on nothing.
+    #[test]
+    fn a_call_with_no_lanes_fails_the_whole_channel_check() {
+        let mut sd = LayerAsDropout::new(
+            Box::new(SpatialDropout::<f32>::new_1d(0.5).unwrap().with_seed(2)),
+            0.5,
+        );
+        let r = check_spatial_channels_exact("empty", &mut sd, 0.5, &[0, 8, 3], 2);
+        assert!(!r.pass && r.observed.starts_with("0 lanes"), "{}", r.line());
+    }
+
+    /// The lane input is what the tally assumes: finite and never zero, so a
+    /// kept element can never read as dropped.
+    #[test]
+    fn the_lane_input_is_finite_and_never_zero() {
+        let x = lane_input::<f32>(&[4, 8, 3, 3]);
+        assert!(x.iter().all(|v| v.is_finite() && *v != 0.0));
+    }
 }

@@ -129,4 +129,14 @@ mod tests {
         assert!(binomial_power(n, p + d, lo, hi) >= QUOTED_POWER);
         assert!(binomial_power(n, p + (d - 1e-5), lo, hi) < QUOTED_POWER);
     }
+
+    // At p = 0 or 1 every count is certain: the power is 1 exactly when the
+    // region leaves that count out, 0 when it holds it.
+    #[test]
+    fn the_power_at_a_certain_count_is_whether_the_region_excludes_it() {
+        assert_eq!(binomial_power(100, 0.0, 0, 10), 0.0);
+        assert_eq!(binomial_power(100, 0.0, 1, 10), 1.0);
+        assert_eq!(binomial_power(100, 1.0, 90, 100), 0.0);
+        assert_eq!(binomial_power(100, 1.0, 90, 99), 1.0);
+    }
 }

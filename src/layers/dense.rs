@@ -222,3 +222,28 @@ impl<F: Element> Layer<F> for Dense<F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Glorot uniform, as Keras: draws from `(-l, l)` with
+    /// `l = sqrt(6 / (fan_in + fan_out))`, spread up to the limit (the largest of
+    /// 2,048 draws falls below `0.9 l` with probability `0.9^2048`).
+    #[test]
+    fn the_kernel_is_glorot_uniform_over_fan_in_plus_fan_out() {
+        let mut dense = Dense::<f32>::new(64).with_seed(1);
+        dense.build(&[32], &mut SeedSequence::new(Some(1))).unwrap();
+        let limit = (6.0f64 / 96.0).sqrt();
+        let largest = dense
+            .kernel()
+            .unwrap()
+            .iter()
+            .map(|w| f64::from(w.abs()))
+            .fold(0.0, f64::max);
+        assert!(
+            largest <= limit && largest > 0.9 * limit,
+            "{largest} vs {limit}"
+        );
+    }
+}

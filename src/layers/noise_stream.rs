@@ -192,4 +192,23 @@ mod tests {
             .collect();
         assert_eq!(drawn, expected);
     }
+
+    /// Resetting a layer's statistics zeroes every count of them.
+    #[test]
+    fn every_noise_layers_reset_zeroes_its_statistics() {
+        use crate::stochastic::NoiseStats;
+        let layers: Vec<Box<dyn Layer<f32>>> = vec![
+            Box::new(AlphaDropout::<f32>::new(0.3).unwrap().with_seed(5)),
+            Box::new(GaussianDropout::<f32>::new(0.2).unwrap().with_seed(5)),
+            Box::new(GaussianNoise::<f32>::new(0.7).unwrap().with_seed(5)),
+        ];
+        for mut layer in layers {
+            let x = ArrayD::from_elem(vec![2, 3], 1.0_f32);
+            layer.forward(x, ForwardCtx::top(Phase::Train)).unwrap();
+            let s = layer.stochastic_mut().unwrap();
+            assert_eq!(s.noise_stats().train_calls, 1);
+            s.reset_noise_stats();
+            assert_eq!(s.noise_stats(), NoiseStats::default());
+        }
+    }
 }

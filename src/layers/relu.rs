@@ -121,4 +121,10 @@ mod tests {
             .collect();
         assert_eq!(bits, want);
     }
+
+    #[test]
+    fn named_sets_the_name() {
+        let relu = ReLU::<f32>::new().named("activation");
+        assert_eq!(Layer::<f32>::name(&relu), "activation");
+    }
 }
