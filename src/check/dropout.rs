@@ -647,4 +647,20 @@ mod tests {
             r.line()
         );
     }
+
+    /// At rate 1 the report names an output of the wrong shape, and only then.
+    #[test]
+    fn the_rate_one_report_names_a_wrong_output_shape_only() {
+        let x = ArrayD::from_elem(vec![4, 8], 1.0f32);
+        let mut real = crate::Dropout::<f32>::new(1.0).unwrap().with_seed(1);
+        let r = check_rate_one_all_positive_zero("real", &mut real, &x);
+        assert!(r.pass && r.observed == "0 outputs not +0.0", "{}", r.line());
+        let mut short = zeros_of_shape(vec![2, 3]);
+        let r = check_rate_one_all_positive_zero("short", &mut short, &x);
+        assert!(
+            !r.pass && r.observed == "0 outputs not +0.0; output shape [2, 3]",
+            "{}",
+            r.line()
+        );
+    }
 }

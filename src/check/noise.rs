@@ -648,4 +648,24 @@ mod tests {
             r.line()
         );
     }
+
+    /// At a claimed sd of 2 the stated mean shift still has power 0.99, not
+    /// more: `Phi(shift * sqrt(n) / sd - z)` is 0.99.
+    #[test]
+    fn the_stated_mean_shift_scales_with_the_claimed_sd() {
+        let n = 10_000;
+        let xs: Vec<f64> = (0..n)
+            .map(|i| if i % 2 == 0 { 2.0 } else { -2.0 })
+            .collect();
+        let r = check_normal_mean("mean", "s", &xs, 0.0, 2.0, 1e-9);
+        let shift = stated(&r)[0];
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        let z = normal.inverse_cdf(1.0 - 1e-9 / 2.0);
+        let power = normal.cdf(shift * (n as f64).sqrt() / 2.0 - z);
+        assert!(
+            r.pass && (power - 0.99).abs() < 1e-3,
+            "{}: power {power}",
+            r.line()
+        );
+    }
 }

@@ -131,4 +131,49 @@ mod tests {
             assert_eq!(r.pass, pass, "{}", r.line());
         }
     }
+
+    /// The report counts the sibling's units over the call: one epoch of one
+    /// batch of 8 samples through a 6-wide dropout is 48 units seen.
+    #[test]
+    fn the_pin_report_counts_the_siblings_units_seen() {
+        use crate::fit::FitConfig;
+        use crate::layers::{Dense, Dropout};
+        use crate::model::graph::Functional;
+        use crate::phase::Phase;
+        use ndarray::ArrayD;
+        let mut g = Functional::<f32>::new("pinned", Some(5));
+        let input = g.input(&[6]).unwrap();
+        let base = g
+            .apply_pinned(Dropout::new(0.5).unwrap().named("base"), input, Phase::Eval)
+            .unwrap();
+        let sibling = g
+            .apply(Dropout::new(0.5).unwrap().named("sibling"), input)
+            .unwrap();
+        let joined = g.concat(&[base, sibling]).unwrap();
+        let out = g.apply(Dense::new(1), joined).unwrap();
+        let mut model = g.build(out).unwrap();
+        model
+            .compile(
+                crate::optim::Sgd::new(0.01),
+                crate::loss::Loss::MeanSquaredError,
+            )
+            .unwrap();
+        let x = ArrayD::from_elem(vec![8, 6], 1.0f32);
+        let y = ArrayD::from_elem(vec![8, 1], 0.5f32);
+        let fit = FitConfig {
+            epochs: 1,
+            batch_size: 8,
+            shuffle: false,
+            seed: Some(1),
+        };
+        let mut train = |m: &mut Model<f32>| m.fit(&x, &y, &fit).map(|_| ());
+        let r = check_pin_stays_in_subtree(
+            "pin",
+            &mut model,
+            &mut train,
+            "pinned/base",
+            "pinned/sibling",
+        );
+        assert!(r.pass && r.observed.ends_with(" of 48"), "{}", r.line());
+    }
 }

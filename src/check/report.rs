@@ -183,3 +183,23 @@ pub fn all_pass(reports: &[CheckReport]) -> bool {
 pub fn no_failures(reports: &[CheckReport]) -> bool {
     reports.iter().all(|r| r.verdict() != Verdict::Fail)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outside bar: a differing convention or a missing capability is no
+    /// failure; a failed invariant is, and so is an error.
+    #[test]
+    fn no_failures_is_false_exactly_when_an_invariant_failed() {
+        let held = CheckReport::exact("c", "s", "o".into(), "b".into(), true);
+        let broke = CheckReport::exact("c", "s", "o".into(), "b".into(), false);
+        let other_convention = CheckReport::convention("c", "s", "o".into(), "b".into(), false);
+        let missing = CheckReport::not_applicable("c", "s", "mask");
+        let errored = CheckReport::errored("c", "s", "boom");
+        let lenient = [held.clone(), other_convention, missing];
+        assert!(no_failures(&lenient) && !all_pass(&lenient));
+        assert!(!no_failures(&[held.clone(), broke]));
+        assert!(!no_failures(&[held, errored]));
+    }
+}

@@ -162,3 +162,16 @@ impl std::fmt::Display for Shard {
         write!(f, "{}/{}", self.index, self.count)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shard prints as it is written on the command line, and reads back.
+    #[test]
+    fn a_shard_prints_as_k_slash_n_and_parses_back() {
+        let shard = Shard::new(2, 24).unwrap();
+        assert_eq!(shard.to_string(), "2/24");
+        assert_eq!(shard.to_string().parse::<Shard>().unwrap(), shard);
+    }
+}
