@@ -557,3 +557,32 @@ fn an_accepted_invalid_rate_is_reported_with_its_eval_behaviour() {
         "accepted -0.1 (eval identity), 1.5 (eval identity), NaN (eval identity)"
     );
 }
+
+/// An accepted invalid rate whose eval call keeps the shape but not the values
+/// is reported as not the identity: the shape alone does not make it one.
+#[test]
+fn an_accepted_invalid_rate_that_changes_values_in_eval_is_not_the_identity() {
+    struct Doubling(f64);
+    impl DropoutLike<f32> for Doubling {
+        fn rate(&self) -> f64 {
+            self.0
+        }
+        fn run(&mut self, x: ArrayD<f32>, _: Phase) -> Result<ArrayD<f32>> {
+            Ok(x * 2.0)
+        }
+    }
+    struct AcceptsAnything;
+    impl DropoutSubject for AcceptsAnything {
+        fn name(&self) -> String {
+            "accepts anything".into()
+        }
+        fn build(&self, rate: f64, _: Option<u64>) -> Result<BoxedDropout> {
+            Ok(Box::new(Doubling(rate)))
+        }
+    }
+    let r = nncheck::check::conventions::check_invalid_rates_refused(&AcceptsAnything, &[4, 8], 1);
+    assert_eq!(
+        r.observed,
+        "accepted -0.1 (eval NOT identity), 1.5 (eval NOT identity), NaN (eval NOT identity)"
+    );
+}

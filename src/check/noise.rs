@@ -668,4 +668,12 @@ mod tests {
             r.line()
         );
     }
+
+    /// Two samples are the fewest a variance can be judged from (one degree of
+    /// freedom): judged, not refused.
+    #[test]
+    fn the_variance_check_judges_two_samples() {
+        let r = check_normal_variance("v", "s", &[1.0, -1.0], 1.0, 1e-9);
+        assert!(r.pass && !r.observed.contains("error"), "{}", r.line());
+    }
 }

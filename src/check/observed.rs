@@ -227,4 +227,27 @@ mod tests {
         dropout.set_trainable(false);
         assert!(!dropout.trainable());
     }
+
+    /// A model reseeds its noise layers through `stochastic_mut`: through the
+    /// wrapper it reaches the inner stream, so one seed draws one mask again.
+    #[test]
+    fn reseeding_through_the_wrapper_reaches_the_inner_stream() {
+        let mut wrapped = Observed::new(
+            Box::new(Dropout::<f32>::new(0.5).unwrap().with_seed(1)),
+            Box::new(|_, _, _| {}),
+        );
+        let x = ArrayD::from_elem(vec![64], 1.0f32);
+        let mut draw = |seed: u64| {
+            wrapped
+                .stochastic_mut()
+                .expect("the inner dropout's stream")
+                .reseed(seed);
+            wrapped
+                .forward(x.clone(), ForwardCtx::top(Phase::Train))
+                .unwrap()
+        };
+        let (first, again, other) = (draw(9), draw(9), draw(10));
+        assert_eq!(first, again);
+        assert_ne!(first, other);
+    }
 }
