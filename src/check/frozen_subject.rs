@@ -446,8 +446,9 @@ mod tests {
         assert_eq!(moved(&before, &after, "head/"), (vec![], 1));
     }
 
-    /// The loss comparisons of the dropout-in-a-frozen-fit check are set for
-    /// this target, so it stays the documented `x0 - 0.5 x1`.
+    /// The loss comparisons of the frozen-fit checks (here and in the core
+    /// training battery, which trains on the same data) are set for this
+    /// target, so it stays the documented `x0 - 0.5 x1`.
     #[test]
     fn the_training_target_is_x0_minus_half_x1() {
         let (x, y) = model_data(5, 16);
