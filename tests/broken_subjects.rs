@@ -586,3 +586,35 @@ fn an_accepted_invalid_rate_that_changes_values_in_eval_is_not_the_identity() {
         "accepted -0.1 (eval NOT identity), 1.5 (eval NOT identity), NaN (eval NOT identity)"
     );
 }
+
+/// A failing frozen-weights record names each frozen weight that moved, with
+/// how many of its scalars did; a passing one names none.
+#[test]
+fn the_frozen_weights_record_names_the_weights_that_moved() {
+    let observed = |reports: &[CheckReport]| {
+        reports
+            .iter()
+            .filter(|r| r.check == "frozen_weights_unchanged")
+            .map(|r| r.observed.clone())
+            .collect::<Vec<_>>()
+    };
+    let core = observed(&training_battery(&CoreModel, &training_case()));
+    assert!(!core.is_empty());
+    for text in &core {
+        assert!(
+            !text.contains(':'),
+            "a passing record names no weight: {text}"
+        );
+    }
+    let broken = observed(&training_battery(
+        &TwinModel(ModelFlaw::FreezeIgnored),
+        &training_case(),
+    ));
+    assert!(!broken.is_empty());
+    for text in &broken {
+        let (_, named) = text
+            .split_once(": ")
+            .unwrap_or_else(|| panic!("no weight named: {text}"));
+        assert!(named.starts_with("base/") && named.contains(" ("), "{text}");
+    }
+}

@@ -423,4 +423,16 @@ mod tests {
         let power = normal.cdf(shift * (n as f64).sqrt() - z);
         assert!((power - 0.99).abs() < 1e-3, "{text}: power {power}");
     }
+
+    /// A layer that drops at another rate than the one claimed fails the drop
+    /// rate: drawing values is not enough, the count must fall in the region.
+    #[test]
+    fn a_layer_dropping_at_another_rate_fails_the_drop_rate() {
+        let mut ad = LayerAsDropout::new(
+            Box::new(AlphaDropout::<f32>::new(0.5).unwrap().with_seed(3)),
+            0.2,
+        );
+        let r = check_alpha_dropout_drop_rate("ad", &mut ad, 0.2, &[100, 100], 5, 1e-9);
+        assert!(!r.pass, "{}", r.line());
+    }
 }

@@ -206,4 +206,27 @@ mod tests {
             ["SGD", "SGD momentum", "SGD Nesterov", "Adam", "AdamW"]
         );
     }
+
+    /// At rank 2 and 3 the drawn unit count is divided over axis 0, so those
+    /// ranks reach the large layers the statistical checks need as often as
+    /// rank 1 does, and no case exceeds the documented 10^5 units.
+    #[test]
+    fn every_rank_reaches_large_unit_counts() {
+        let mut rng = crate::rng::chacha(7);
+        let mut largest = [0usize; 4];
+        for _ in 0..600 {
+            let case = DropoutCase::generate(&mut rng);
+            let units: usize = case.shape.iter().product();
+            assert!(units <= 100_000, "{case:?}");
+            let rank = case.shape.len();
+            largest[rank] = largest[rank].max(units);
+        }
+        for rank in DropoutCase::RANKS {
+            assert!(
+                largest[rank] >= 10_000,
+                "rank {rank}: at most {}",
+                largest[rank]
+            );
+        }
+    }
 }

@@ -676,4 +676,46 @@ mod tests {
         let r = check_normal_variance("v", "s", &[1.0, -1.0], 1.0, 1e-9);
         assert!(r.pass && !r.observed.contains("error"), "{}", r.line());
     }
+
+    /// An eval call that hands the input's own buffer back under another
+    /// shape keeps every bit and the buffer, and still is not the identity.
+    #[test]
+    fn eval_identity_fails_the_same_buffer_under_another_shape() {
+        struct Flattens;
+        impl DropoutLike<f32> for Flattens {
+            fn rate(&self) -> f64 {
+                0.5
+            }
+            fn run(&mut self, x: ArrayD<f32>, _phase: Phase) -> crate::error::Result<ArrayD<f32>> {
+                let n = x.len();
+                Ok(x.into_shape_with_order(ndarray::IxDyn(&[n])).unwrap())
+            }
+        }
+        let x = ArrayD::from_shape_fn(vec![4, 4], |i| (i[0] * 4 + i[1]) as f32 + 1.0);
+        let report = check_eval_identity_bits("flattens", &mut Flattens, &x);
+        assert!(!report.pass, "{report:?}");
+        assert!(
+            report.observed.contains("shape [16]"),
+            "{}",
+            report.observed
+        );
+    }
+
+    /// The stated KS distance is the critical value plus the DKW margin
+    /// `sqrt(ln(2 / (1 - power)) / (2n))` at the quoted power: a larger figure
+    /// would still be detected, so only the formula tells it from a wrong one.
+    #[test]
+    fn the_stated_ks_distance_is_the_critical_value_plus_the_dkw_margin() {
+        for n in [100usize, 10_000] {
+            let xs: Vec<f64> = (0..n).map(|i| (i as f64 / n as f64) - 0.5).collect();
+            let r = check_normal_ks("ks", "s", &xs, 0.0, 1.0, 1e-9);
+            let margin = ((2.0 / (1.0 - QUOTED_POWER)).ln() / (2.0 * n as f64)).sqrt();
+            let expected = kolmogorov_critical(n, 1e-9) + margin;
+            assert!(
+                (stated(&r)[0] - expected).abs() < 2e-6,
+                "n = {n}: {}",
+                r.line()
+            );
+        }
+    }
 }

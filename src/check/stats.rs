@@ -139,4 +139,22 @@ mod tests {
         assert_eq!(binomial_power(100, 1.0, 90, 100), 0.0);
         assert_eq!(binomial_power(100, 1.0, 90, 99), 1.0);
     }
+
+    // The power is the probability mass outside `[lo, hi]`, counted term by
+    // term from the binomial pmf on a small case where every term is exact
+    // enough to compare at 1e-12.
+    #[test]
+    fn the_power_is_the_mass_outside_the_region() {
+        use statrs::distribution::Discrete;
+        let (n, p, lo, hi) = (20u64, 0.3, 3u64, 9u64);
+        let dist = Binomial::new(p, n).unwrap();
+        let outside: f64 = (0..=n)
+            .filter(|&k| k < lo || k > hi)
+            .map(|k| dist.pmf(k))
+            .sum();
+        assert!((binomial_power(n, p, lo, hi) - outside).abs() < 1e-12);
+        // With `lo = 0` nothing lies below the region.
+        let above: f64 = (hi + 1..=n).map(|k| dist.pmf(k)).sum();
+        assert!((binomial_power(n, p, 0, hi) - above).abs() < 1e-12);
+    }
 }
