@@ -587,34 +587,42 @@ fn an_accepted_invalid_rate_that_changes_values_in_eval_is_not_the_identity() {
     );
 }
 
-/// A failing frozen-weights record names each frozen weight that moved, with
-/// how many of its scalars did; a passing one names none.
+/// A failing frozen-weights or recursive-freeze record names each frozen
+/// weight that moved, with how many of its scalars did; a passing one names
+/// none.
 #[test]
-fn the_frozen_weights_record_names_the_weights_that_moved() {
-    let observed = |reports: &[CheckReport]| {
+fn the_frozen_weights_records_name_the_weights_that_moved() {
+    let observed = |reports: &[CheckReport], check: &str| {
         reports
             .iter()
-            .filter(|r| r.check == "frozen_weights_unchanged")
+            .filter(|r| r.check == check)
             .map(|r| r.observed.clone())
             .collect::<Vec<_>>()
     };
-    let core = observed(&training_battery(&CoreModel, &training_case()));
-    assert!(!core.is_empty());
-    for text in &core {
-        assert!(
-            !text.contains(':'),
-            "a passing record names no weight: {text}"
-        );
-    }
-    let broken = observed(&training_battery(
-        &TwinModel(ModelFlaw::FreezeIgnored),
-        &training_case(),
-    ));
-    assert!(!broken.is_empty());
-    for text in &broken {
-        let (_, named) = text
-            .split_once(": ")
-            .unwrap_or_else(|| panic!("no weight named: {text}"));
-        assert!(named.starts_with("base/") && named.contains(" ("), "{text}");
+    let core = training_battery(&CoreModel, &training_case());
+    for (flaw, check, prefix) in [
+        (
+            ModelFlaw::FreezeIgnored,
+            "frozen_weights_unchanged",
+            "base/",
+        ),
+        (ModelFlaw::FreezeNotRecursive, "freeze_is_recursive", ""),
+    ] {
+        let passing = observed(&core, check);
+        assert!(!passing.is_empty());
+        for text in &passing {
+            assert!(
+                !text.contains(':'),
+                "a passing record names no weight: {text}"
+            );
+        }
+        let failing = observed(&training_battery(&TwinModel(flaw), &training_case()), check);
+        assert!(!failing.is_empty());
+        for text in &failing {
+            let (_, named) = text
+                .split_once(": ")
+                .unwrap_or_else(|| panic!("{check}: no weight named: {text}"));
+            assert!(named.starts_with(prefix) && named.contains(" ("), "{text}");
+        }
     }
 }
