@@ -663,4 +663,23 @@ mod tests {
             r.line()
         );
     }
+
+    /// Drops of NaN or infinite inputs are counted apart (each must be `+0.0`),
+    /// and drops of finite inputs are not among them.
+    #[test]
+    fn the_audit_counts_non_finite_drops_apart() {
+        let x = ndarray::arr1(&[f32::NAN, f32::INFINITY, 1.0, 2.0]).into_dyn();
+        let y = ndarray::arr1(&[0.0, 0.0, 0.0, 4.0]).into_dyn();
+        let mut audit = SurvivorAudit::default();
+        audit.observe(x.view(), y.view(), 0.5);
+        assert_eq!(
+            (
+                audit.dropped,
+                audit.non_finite_dropped,
+                audit.kept,
+                audit.violations
+            ),
+            (3, 2, 1, 0)
+        );
+    }
 }

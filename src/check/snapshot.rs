@@ -316,4 +316,15 @@ mod tests {
         assert!(!before.bits_equal(&weights(&[("m/a/kernel", -1.0)])));
         assert!(!before.bits_equal(&weights(&[("m/b/kernel", 1.0)])));
     }
+
+    /// Records are paired by position first: with a path repeated (a foreign
+    /// subject may name two weights alike), the second record is compared with
+    /// the second, not with the first of that name.
+    #[test]
+    fn a_repeated_path_is_paired_by_position() {
+        let before = [("a".to_string(), 1), ("a".to_string(), 1)];
+        let after = [("a".to_string(), 1), ("a".to_string(), 2)];
+        assert_eq!(changed_paths(&before, &after, |x, y| x == y), ["a"]);
+        assert!(changed_paths(&before, &before, |x, y| x == y).is_empty());
+    }
 }
