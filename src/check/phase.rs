@@ -176,4 +176,58 @@ mod tests {
         );
         assert!(r.pass && r.observed.ends_with(" of 48"), "{}", r.line());
     }
+
+    /// The pinned subtree is judged on what it dropped during the call only: a
+    /// nested model that dropped units before it was pinned (it was fitted on
+    /// its own first) still passes when the pinned call drops none.
+    #[test]
+    fn the_pinned_subtree_is_judged_on_the_call_alone() {
+        use crate::fit::FitConfig;
+        use crate::layers::{Dense, Dropout};
+        use crate::model::graph::Functional;
+        use crate::model::sequential::Sequential;
+        use crate::phase::Phase;
+        use ndarray::ArrayD;
+        let fit = FitConfig {
+            epochs: 1,
+            batch_size: 8,
+            shuffle: false,
+            seed: Some(1),
+        };
+        let sgd = || crate::optim::Sgd::new(0.01);
+        let mse = crate::loss::Loss::MeanSquaredError;
+        let x = ArrayD::from_elem(vec![8, 6], 1.0f32);
+        let mut inner = Sequential::new("inner")
+            .add(Dense::new(6))
+            .add(Dropout::new(0.5).unwrap().named("drop"))
+            .build(&[6], Some(2))
+            .unwrap();
+        inner.compile(sgd(), mse).unwrap();
+        inner.fit(&x, &x, &fit).unwrap();
+        let mut g = Functional::<f32>::new("pinned", Some(5));
+        let input = g.input(&[6]).unwrap();
+        let base = g.apply_pinned(inner, input, Phase::Eval).unwrap();
+        let sibling = g
+            .apply(Dropout::new(0.5).unwrap().named("sibling"), input)
+            .unwrap();
+        let joined = g.concat(&[base, sibling]).unwrap();
+        let out = g.apply(Dense::new(1), joined).unwrap();
+        let mut model = g.build(out).unwrap();
+        model.compile(sgd(), mse).unwrap();
+        assert!(units_seen_and_dropped_under(&model, "pinned/inner").1 > 0);
+        let y = ArrayD::from_elem(vec![8, 1], 0.5f32);
+        let mut train = |m: &mut Model<f32>| m.fit(&x, &y, &fit).map(|_| ());
+        let r = check_pin_stays_in_subtree(
+            "pin",
+            &mut model,
+            &mut train,
+            "pinned/inner",
+            "pinned/sibling",
+        );
+        assert!(
+            r.pass && r.observed.starts_with("pinned pinned/inner dropped 0;"),
+            "{}",
+            r.line()
+        );
+    }
 }
