@@ -435,4 +435,18 @@ mod tests {
         let r = check_alpha_dropout_drop_rate("ad", &mut ad, 0.2, &[100, 100], 5, 1e-9);
         assert!(!r.pass, "{}", r.line());
     }
+
+    /// Every element that is neither allowed value is counted, and one is
+    /// enough to fail.
+    #[test]
+    fn the_exact_check_counts_each_other_value() {
+        let mut shifted = warped(0.2, |y| y.mapv(|v| v + 1.0));
+        let x = ArrayD::from_shape_fn(vec![4, 8], |i| i[1] as f32 * 0.25 - 1.0);
+        let r = check_alpha_dropout_exact("shifted", &mut shifted, 0.2, &x);
+        assert!(
+            !r.pass && r.observed.ends_with(", 32 other"),
+            "{}",
+            r.line()
+        );
+    }
 }

@@ -468,4 +468,14 @@ mod tests {
         assert!(mse(&none, &none).is_nan());
         assert_eq!(mse(&pred, &ArrayD::from_elem(vec![4, 1], 3.0f32)), 4.0);
     }
+
+    /// The relative difference is the gap over the larger magnitude, 0 for two
+    /// zeros.
+    #[test]
+    fn relative_is_the_gap_over_the_larger_magnitude() {
+        assert_eq!(relative(2.0, 1.0), 0.5);
+        assert_eq!(relative(-1.0, 3.0), 4.0 / 3.0);
+        assert_eq!(relative(1e-3, 4e-3), 0.75);
+        assert_eq!(relative(0.0, 0.0), 0.0);
+    }
 }
