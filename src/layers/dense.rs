@@ -246,4 +246,19 @@ mod tests {
             "{largest} vs {limit}"
         );
     }
+
+    /// A built Dense builds again for the width it was built for, keeping its
+    /// kernel, and refuses any other width.
+    #[test]
+    fn a_built_dense_rebuilds_only_for_its_own_width() {
+        let mut dense = Dense::<f32>::new(4);
+        dense.build(&[3], &mut SeedSequence::new(Some(1))).unwrap();
+        let kernel = dense.kernel.as_ref().unwrap().value.clone();
+        assert_eq!(
+            dense.build(&[3], &mut SeedSequence::new(Some(2))).unwrap(),
+            [4]
+        );
+        assert_eq!(dense.kernel.as_ref().unwrap().value, kernel);
+        assert!(dense.build(&[5], &mut SeedSequence::new(Some(1))).is_err());
+    }
 }

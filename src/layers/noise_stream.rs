@@ -211,4 +211,33 @@ mod tests {
             assert_eq!(s.noise_stats(), NoiseStats::default());
         }
     }
+
+    /// A checkpoint holds the calls made and the counters; restoring it makes
+    /// the next train call draw what the call after the checkpoint drew (how
+    /// a failed step gives back the noise it used).
+    #[test]
+    fn every_noise_layers_checkpoint_restores_its_stream_and_counts() {
+        let layers: Vec<Box<dyn Layer<f32>>> = vec![
+            Box::new(AlphaDropout::<f32>::new(0.3).unwrap().with_seed(5)),
+            Box::new(GaussianDropout::<f32>::new(0.2).unwrap().with_seed(5)),
+            Box::new(GaussianNoise::<f32>::new(0.7).unwrap().with_seed(5)),
+        ];
+        for mut layer in layers {
+            let x = ArrayD::from_elem(vec![2, 3], 1.0_f32);
+            let train = |layer: &mut Box<dyn Layer<f32>>| {
+                layer
+                    .forward(x.clone(), ForwardCtx::top(Phase::Train))
+                    .unwrap()
+            };
+            train(&mut layer);
+            train(&mut layer);
+            let checkpoint = layer.stochastic().unwrap().checkpoint();
+            assert_eq!(checkpoint.calls, 2);
+            assert_eq!(checkpoint.stats, layer.stochastic().unwrap().noise_stats());
+            let third = train(&mut layer);
+            layer.stochastic_mut().unwrap().restore(checkpoint);
+            assert_eq!(layer.stochastic().unwrap().noise_stats(), checkpoint.stats);
+            assert_eq!(train(&mut layer), third);
+        }
+    }
 }
