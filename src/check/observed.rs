@@ -250,4 +250,26 @@ mod tests {
         assert_eq!(first, again);
         assert_ne!(first, other);
     }
+
+    /// The wrapper answers for its layer whether the state a step would commit
+    /// is finite: a BatchNorm that saw an infinity in `Train` has moving
+    /// statistics no step may keep, one that saw finite values has not.
+    #[test]
+    fn the_observer_reports_its_layers_pending_state() {
+        use crate::layers::BatchNormalization;
+        use crate::phase::ForwardCtx;
+        use crate::rng::SeedSequence;
+        for (value, finite) in [(1.0f32, true), (f32::INFINITY, false)] {
+            let mut observed = Observed::new(
+                Box::new(BatchNormalization::<f32>::new()),
+                Box::new(|_, _, _| {}),
+            );
+            observed
+                .build(&[2], &mut SeedSequence::new(Some(1)))
+                .unwrap();
+            let x = ArrayD::from_shape_vec(vec![2, 2], vec![value, 0.5, -1.0, 2.0]).unwrap();
+            observed.forward(x, ForwardCtx::top(Phase::Train)).unwrap();
+            assert_eq!(observed.pending_state_finite(), finite, "input {value}");
+        }
+    }
 }
