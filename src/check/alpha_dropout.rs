@@ -449,4 +449,23 @@ mod tests {
             r.line()
         );
     }
+
+    /// On inputs equal to `alpha_p` the kept and the dropped value coincide:
+    /// every element is ambiguous, none is wrong, and the call passes.
+    #[test]
+    fn a_call_whose_every_element_is_ambiguous_passes() {
+        let rate = 0.3;
+        let alpha_p = expected_affine(rate).2 as f32;
+        let x = ArrayD::from_elem(vec![2, 8], alpha_p);
+        let layer = AlphaDropout::<f32>::new(rate).unwrap().with_seed(3);
+        let mut ad = LayerAsDropout::new(Box::new(layer), rate);
+        let r = check_alpha_dropout_exact("ad", &mut ad, rate, &x);
+        assert!(
+            r.pass
+                && r.observed
+                    .starts_with("0 kept == a*x+b, 0 dropped == a*alpha_p+b, 16 either"),
+            "{}",
+            r.line()
+        );
+    }
 }

@@ -682,4 +682,37 @@ mod tests {
             (3, 2, 1, 0)
         );
     }
+
+    /// A backward that passes `dy` through unscaled is off at every kept unit,
+    /// and the report counts them.
+    #[test]
+    fn the_backward_report_counts_each_gradient_off() {
+        struct Unscaled(crate::Dropout<f32>, Option<ArrayD<f32>>);
+        impl DropoutLike<f32> for Unscaled {
+            fn rate(&self) -> f64 {
+                0.5
+            }
+            fn run(&mut self, x: ArrayD<f32>, phase: Phase) -> crate::error::Result<ArrayD<f32>> {
+                let y = DropoutLike::run(&mut self.0, x, phase)?;
+                self.1 = Some(y.clone());
+                Ok(y)
+            }
+            fn run_backward(&mut self, dy: ArrayD<f32>) -> crate::error::Result<ArrayD<f32>> {
+                let y = self.1.as_ref().expect("a forward first");
+                Ok(ndarray::Zip::from(y)
+                    .and(&dy)
+                    .map_collect(|&y, &g| if y == 0.0 { 0.0 } else { g }))
+            }
+        }
+        let mut twin = Unscaled(crate::Dropout::new(0.5).unwrap().with_seed(1), None);
+        let x = ArrayD::from_elem(vec![4, 6], 1.0_f32);
+        let r = check_backward_uses_forward_mask("unscaled", &mut twin, &x, &x);
+        let kept = twin.1.unwrap().iter().filter(|&&v| v != 0.0).count();
+        assert!(kept > 0);
+        assert!(
+            !r.pass && r.observed == format!("{kept} of 24 input gradients off"),
+            "{}",
+            r.line()
+        );
+    }
 }
