@@ -401,4 +401,26 @@ mod tests {
             );
         }
     }
+
+    /// A layer that shows only its output (no mask, backward pass or seeding)
+    /// is judged on what the output proves: a NaN input kept as NaN proves
+    /// neither a keep nor a drop, so a right dropout passes both records.
+    #[test]
+    fn an_output_only_layer_is_judged_on_what_its_output_proves() {
+        struct OutputOnly(Dropout<f32>);
+        impl DropoutLike<f32> for OutputOnly {
+            fn rate(&self) -> f64 {
+                DropoutLike::<f32>::rate(&self.0)
+            }
+            fn run(&mut self, x: ArrayD<f32>, phase: Phase) -> Result<ArrayD<f32>> {
+                DropoutLike::run(&mut self.0, x, phase)
+            }
+        }
+        let mut layer = OutputOnly(Dropout::new(0.5).unwrap().with_seed(4));
+        let reports = check_special_values("output only", &mut layer, &[8, 16], 2);
+        assert_eq!(reports.len(), 2);
+        for r in &reports {
+            assert!(r.pass, "{}", r.line());
+        }
+    }
 }
