@@ -715,4 +715,24 @@ mod tests {
             r.line()
         );
     }
+
+    /// Zeros kept or dropped both give `+0.0`: the report says how many such
+    /// elements it could not tell apart, and only then.
+    #[test]
+    fn the_audit_report_names_the_ambiguous_zeros() {
+        let x = ndarray::arr1(&[0.0f32, 0.0, 1.0, 2.0]).into_dyn();
+        let y = ndarray::arr1(&[0.0f32, 0.0, 0.0, 4.0]).into_dyn();
+        let mut audit = SurvivorAudit::default();
+        audit.observe(x.view(), y.view(), 0.5);
+        let r = audit.report("s", 0.5);
+        assert!(
+            r.pass && r.observed.ends_with(", 2 +0.0 where x*scale is +0.0"),
+            "{}",
+            r.line()
+        );
+        let positive = ndarray::arr1(&[1.0f32, 2.0, 3.0, 4.0]).into_dyn();
+        let mut clear = SurvivorAudit::default();
+        clear.observe(positive.view(), positive.view(), 0.0);
+        assert!(!clear.report("s", 0.0).observed.contains("where"));
+    }
 }

@@ -174,4 +174,14 @@ mod tests {
         assert_eq!(shard.to_string(), "2/24");
         assert_eq!(shard.to_string().parse::<Shard>().unwrap(), shard);
     }
+
+    /// The cases alternate: dropout at even indices, training at odd ones.
+    #[test]
+    fn cases_alternate_dropout_and_training() {
+        let kinds: Vec<bool> = cases(11, 8)
+            .iter()
+            .map(|c| matches!(c, Case::Dropout(_)))
+            .collect();
+        assert_eq!(kinds, [true, false, true, false, true, false, true, false]);
+    }
 }

@@ -261,4 +261,14 @@ mod tests {
             Err(Error::InvalidRate { .. })
         ));
     }
+
+    #[test]
+    fn the_data_format_is_the_one_given() {
+        for format in [DataFormat::ChannelsLast, DataFormat::ChannelsFirst] {
+            let layer = SpatialDropout::<f32>::new_2d(0.4, format).unwrap();
+            assert_eq!(layer.data_format(), format);
+        }
+        let one_d = SpatialDropout::<f32>::new_1d(0.4).unwrap();
+        assert_eq!(one_d.data_format(), DataFormat::ChannelsLast);
+    }
 }
