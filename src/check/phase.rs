@@ -230,4 +230,55 @@ mod tests {
             r.line()
         );
     }
+
+    /// The sibling is judged on what it dropped during the call only: a call
+    /// that trained nothing fails, however much the sibling dropped before.
+    #[test]
+    fn the_sibling_is_judged_on_the_call_alone() {
+        use crate::fit::FitConfig;
+        use crate::layers::{Dense, Dropout};
+        use crate::model::graph::Functional;
+        use crate::phase::Phase;
+        use ndarray::ArrayD;
+        let mut g = Functional::<f32>::new("pinned", Some(5));
+        let input = g.input(&[6]).unwrap();
+        let base = g
+            .apply_pinned(Dropout::new(0.5).unwrap().named("base"), input, Phase::Eval)
+            .unwrap();
+        let sibling = g
+            .apply(Dropout::new(0.5).unwrap().named("sibling"), input)
+            .unwrap();
+        let joined = g.concat(&[base, sibling]).unwrap();
+        let out = g.apply(Dense::new(1), joined).unwrap();
+        let mut model = g.build(out).unwrap();
+        model
+            .compile(
+                crate::optim::Sgd::new(0.01),
+                crate::loss::Loss::MeanSquaredError,
+            )
+            .unwrap();
+        let x = ArrayD::from_elem(vec![8, 6], 1.0f32);
+        let y = ArrayD::from_elem(vec![8, 1], 0.5f32);
+        let fit = FitConfig {
+            epochs: 1,
+            batch_size: 8,
+            shuffle: false,
+            seed: Some(1),
+        };
+        model.fit(&x, &y, &fit).unwrap();
+        assert!(units_seen_and_dropped_under(&model, "pinned/sibling").1 > 0);
+        let mut predict_only = |m: &mut Model<f32>| m.predict(&x).map(|_| ());
+        let r = check_pin_stays_in_subtree(
+            "pin",
+            &mut model,
+            &mut predict_only,
+            "pinned/base",
+            "pinned/sibling",
+        );
+        assert!(
+            !r.pass && r.observed.ends_with("dropped 0 of 0"),
+            "{}",
+            r.line()
+        );
+    }
 }

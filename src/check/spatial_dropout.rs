@@ -288,4 +288,15 @@ mod tests {
         let x = lane_input::<f32>(&[4, 8, 3, 3]);
         assert!(x.iter().all(|v| v.is_finite() && *v != 0.0));
     }
+
+    /// Positions within 97 of each other hold distinct values, as the input's
+    /// documentation says.
+    #[test]
+    fn the_lane_input_is_distinct_per_position() {
+        let x = lane_input::<f32>(&[1, 97]);
+        let mut bits: Vec<u32> = x.iter().map(|v| v.to_bits()).collect();
+        bits.sort_unstable();
+        bits.dedup();
+        assert_eq!(bits.len(), 97);
+    }
 }
