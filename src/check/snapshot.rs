@@ -327,4 +327,20 @@ mod tests {
         assert_eq!(changed_paths(&before, &after, |x, y| x == y), ["a"]);
         assert!(changed_paths(&before, &before, |x, y| x == y).is_empty());
     }
+
+    /// A diff reads as what moved, or as nothing moved.
+    #[test]
+    fn a_diff_prints_what_moved() {
+        assert_eq!(SnapshotDiff::default().to_string(), "nothing moved");
+        let diff = SnapshotDiff {
+            weights: vec![("m/dense/kernel".into(), 3)],
+            slots: vec!["m/dense/kernel".into()],
+            counters: vec![],
+        };
+        assert_eq!(
+            diff.to_string(),
+            "weights moved: [\"m/dense/kernel (3 scalars)\"]; \
+             optimizer records changed: [\"m/dense/kernel\"]; counters changed: []"
+        );
+    }
 }

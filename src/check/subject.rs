@@ -270,4 +270,21 @@ mod tests {
             })
         ));
     }
+
+    /// The counters are the wrapped layer's own; a layer without a stream has
+    /// none to show.
+    #[test]
+    fn layer_as_dropout_shows_its_layers_counters_or_says_it_cannot() {
+        let x = ArrayD::<f32>::ones(vec![64]);
+        let mut d = LayerAsDropout::new(Box::new(Dropout::new(0.5).unwrap().with_seed(1)), 0.5);
+        let y = d.run(x, Phase::Train).unwrap();
+        let stats = d.counters().unwrap();
+        assert_eq!((stats.train_calls, stats.units_seen), (1, 64));
+        assert_eq!(
+            stats.units_dropped,
+            y.iter().filter(|&&v| v == 0.0).count() as u64
+        );
+        let relu = LayerAsDropout::<f32>::new(Box::new(ReLU::new()), 0.5);
+        assert!(relu.counters().is_err());
+    }
 }
