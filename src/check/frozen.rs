@@ -205,4 +205,24 @@ mod tests {
             r.line()
         );
     }
+
+    /// A failing slot report names each weight whose record changed (here one
+    /// that vanished); a passing one names none.
+    #[test]
+    fn a_failing_slot_report_names_each_changed_record() {
+        let with_record = |records: usize| ModelSnapshot::<f32> {
+            weights: Vec::new(),
+            optimizer: vec![("m/a/kernel".into(), None); records],
+            counters: Vec::new(),
+        };
+        let r = check_frozen_optimizer_slots_unchanged("m", &with_record(1), &with_record(0));
+        assert!(!r.pass);
+        assert_eq!(r.observed, "1 of 1 slot records changed: m/a/kernel");
+        let r = check_frozen_optimizer_slots_unchanged("m", &with_record(1), &with_record(1));
+        assert!(
+            r.pass && r.observed == "0 of 1 slot records changed",
+            "{}",
+            r.line()
+        );
+    }
 }
