@@ -99,7 +99,10 @@ pub fn check_dropout_inactive_in_predict_evaluate<F: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loss::Loss::MeanSquaredError;
     use crate::stochastic::NoiseStats;
+    use crate::Dropout;
+    use ndarray::ArrayD;
 
     fn counted(units_seen: u64, units_dropped: u64) -> ModelSnapshot<f32> {
         ModelSnapshot {
@@ -132,41 +135,55 @@ mod tests {
         }
     }
 
-    /// The report counts the sibling's units over the call: one epoch of one
-    /// batch of 8 samples through a 6-wide dropout is 48 units seen.
-    #[test]
-    fn the_pin_report_counts_the_siblings_units_seen() {
-        use crate::fit::FitConfig;
-        use crate::layers::{Dense, Dropout};
+    /// `pinned`: `base` pinned to `Eval` beside an unpinned 0.5 dropout named
+    /// `sibling`, both on a 6-wide input, concatenated into a Dense head;
+    /// compiled with SGD and MSE.
+    fn pinned_model(base: impl crate::layer::Layer<f32> + 'static) -> Model<f32> {
+        use crate::layers::Dense;
         use crate::model::graph::Functional;
         use crate::phase::Phase;
-        use ndarray::ArrayD;
         let mut g = Functional::<f32>::new("pinned", Some(5));
         let input = g.input(&[6]).unwrap();
-        let base = g
-            .apply_pinned(Dropout::new(0.5).unwrap().named("base"), input, Phase::Eval)
-            .unwrap();
+        let base = g.apply_pinned(base, input, Phase::Eval).unwrap();
         let sibling = g
             .apply(Dropout::new(0.5).unwrap().named("sibling"), input)
             .unwrap();
         let joined = g.concat(&[base, sibling]).unwrap();
         let out = g.apply(Dense::new(1), joined).unwrap();
         let mut model = g.build(out).unwrap();
+        model.compile(sgd(), MeanSquaredError).unwrap();
         model
-            .compile(
-                crate::optim::Sgd::new(0.01),
-                crate::loss::Loss::MeanSquaredError,
-            )
-            .unwrap();
-        let x = ArrayD::from_elem(vec![8, 6], 1.0f32);
-        let y = ArrayD::from_elem(vec![8, 1], 0.5f32);
-        let fit = FitConfig {
+    }
+
+    fn sgd() -> crate::optim::Sgd {
+        crate::optim::Sgd::new(0.01)
+    }
+
+    /// One epoch of one unshuffled batch of 8.
+    fn one_batch() -> crate::fit::FitConfig {
+        crate::fit::FitConfig {
             epochs: 1,
             batch_size: 8,
             shuffle: false,
             seed: Some(1),
-        };
-        let mut train = |m: &mut Model<f32>| m.fit(&x, &y, &fit).map(|_| ());
+        }
+    }
+
+    /// Inputs `[8, 6]` of ones and targets `[8, 1]` of 0.5.
+    fn ones_and_halves() -> (ArrayD<f32>, ArrayD<f32>) {
+        (
+            ArrayD::from_elem(vec![8, 6], 1.0),
+            ArrayD::from_elem(vec![8, 1], 0.5),
+        )
+    }
+
+    /// The report counts the sibling's units over the call: one epoch of one
+    /// batch of 8 samples through a 6-wide dropout is 48 units seen.
+    #[test]
+    fn the_pin_report_counts_the_siblings_units_seen() {
+        let mut model = pinned_model(Dropout::new(0.5).unwrap().named("base"));
+        let (x, y) = ones_and_halves();
+        let mut train = |m: &mut Model<f32>| m.fit(&x, &y, &one_batch()).map(|_| ());
         let r = check_pin_stays_in_subtree(
             "pin",
             &mut model,
@@ -182,41 +199,19 @@ mod tests {
     /// its own first) still passes when the pinned call drops none.
     #[test]
     fn the_pinned_subtree_is_judged_on_the_call_alone() {
-        use crate::fit::FitConfig;
-        use crate::layers::{Dense, Dropout};
-        use crate::model::graph::Functional;
+        use crate::layers::Dense;
         use crate::model::sequential::Sequential;
-        use crate::phase::Phase;
-        use ndarray::ArrayD;
-        let fit = FitConfig {
-            epochs: 1,
-            batch_size: 8,
-            shuffle: false,
-            seed: Some(1),
-        };
-        let sgd = || crate::optim::Sgd::new(0.01);
-        let mse = crate::loss::Loss::MeanSquaredError;
-        let x = ArrayD::from_elem(vec![8, 6], 1.0f32);
+        let (x, y) = ones_and_halves();
         let mut inner = Sequential::new("inner")
             .add(Dense::new(6))
             .add(Dropout::new(0.5).unwrap().named("drop"))
             .build(&[6], Some(2))
             .unwrap();
-        inner.compile(sgd(), mse).unwrap();
-        inner.fit(&x, &x, &fit).unwrap();
-        let mut g = Functional::<f32>::new("pinned", Some(5));
-        let input = g.input(&[6]).unwrap();
-        let base = g.apply_pinned(inner, input, Phase::Eval).unwrap();
-        let sibling = g
-            .apply(Dropout::new(0.5).unwrap().named("sibling"), input)
-            .unwrap();
-        let joined = g.concat(&[base, sibling]).unwrap();
-        let out = g.apply(Dense::new(1), joined).unwrap();
-        let mut model = g.build(out).unwrap();
-        model.compile(sgd(), mse).unwrap();
+        inner.compile(sgd(), MeanSquaredError).unwrap();
+        inner.fit(&x, &x, &one_batch()).unwrap();
+        let mut model = pinned_model(inner);
         assert!(units_seen_and_dropped_under(&model, "pinned/inner").1 > 0);
-        let y = ArrayD::from_elem(vec![8, 1], 0.5f32);
-        let mut train = |m: &mut Model<f32>| m.fit(&x, &y, &fit).map(|_| ());
+        let mut train = |m: &mut Model<f32>| m.fit(&x, &y, &one_batch()).map(|_| ());
         let r = check_pin_stays_in_subtree(
             "pin",
             &mut model,
@@ -235,37 +230,9 @@ mod tests {
     /// that trained nothing fails, however much the sibling dropped before.
     #[test]
     fn the_sibling_is_judged_on_the_call_alone() {
-        use crate::fit::FitConfig;
-        use crate::layers::{Dense, Dropout};
-        use crate::model::graph::Functional;
-        use crate::phase::Phase;
-        use ndarray::ArrayD;
-        let mut g = Functional::<f32>::new("pinned", Some(5));
-        let input = g.input(&[6]).unwrap();
-        let base = g
-            .apply_pinned(Dropout::new(0.5).unwrap().named("base"), input, Phase::Eval)
-            .unwrap();
-        let sibling = g
-            .apply(Dropout::new(0.5).unwrap().named("sibling"), input)
-            .unwrap();
-        let joined = g.concat(&[base, sibling]).unwrap();
-        let out = g.apply(Dense::new(1), joined).unwrap();
-        let mut model = g.build(out).unwrap();
-        model
-            .compile(
-                crate::optim::Sgd::new(0.01),
-                crate::loss::Loss::MeanSquaredError,
-            )
-            .unwrap();
-        let x = ArrayD::from_elem(vec![8, 6], 1.0f32);
-        let y = ArrayD::from_elem(vec![8, 1], 0.5f32);
-        let fit = FitConfig {
-            epochs: 1,
-            batch_size: 8,
-            shuffle: false,
-            seed: Some(1),
-        };
-        model.fit(&x, &y, &fit).unwrap();
+        let mut model = pinned_model(Dropout::new(0.5).unwrap().named("base"));
+        let (x, y) = ones_and_halves();
+        model.fit(&x, &y, &one_batch()).unwrap();
         assert!(units_seen_and_dropped_under(&model, "pinned/sibling").1 > 0);
         let mut predict_only = |m: &mut Model<f32>| m.predict(&x).map(|_| ());
         let r = check_pin_stays_in_subtree(

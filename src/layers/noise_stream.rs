@@ -193,16 +193,20 @@ mod tests {
         assert_eq!(drawn, expected);
     }
 
+    /// One of each noise layer that draws from this stream, seeded.
+    fn noise_layers() -> Vec<Box<dyn Layer<f32>>> {
+        vec![
+            Box::new(AlphaDropout::<f32>::new(0.3).unwrap().with_seed(5)),
+            Box::new(GaussianDropout::<f32>::new(0.2).unwrap().with_seed(5)),
+            Box::new(GaussianNoise::<f32>::new(0.7).unwrap().with_seed(5)),
+        ]
+    }
+
     /// Resetting a layer's statistics zeroes every count of them.
     #[test]
     fn every_noise_layers_reset_zeroes_its_statistics() {
         use crate::stochastic::NoiseStats;
-        let layers: Vec<Box<dyn Layer<f32>>> = vec![
-            Box::new(AlphaDropout::<f32>::new(0.3).unwrap().with_seed(5)),
-            Box::new(GaussianDropout::<f32>::new(0.2).unwrap().with_seed(5)),
-            Box::new(GaussianNoise::<f32>::new(0.7).unwrap().with_seed(5)),
-        ];
-        for mut layer in layers {
+        for mut layer in noise_layers() {
             let x = ArrayD::from_elem(vec![2, 3], 1.0_f32);
             layer.forward(x, ForwardCtx::top(Phase::Train)).unwrap();
             let s = layer.stochastic_mut().unwrap();
@@ -217,12 +221,7 @@ mod tests {
     /// a failed step gives back the noise it used).
     #[test]
     fn every_noise_layers_checkpoint_restores_its_stream_and_counts() {
-        let layers: Vec<Box<dyn Layer<f32>>> = vec![
-            Box::new(AlphaDropout::<f32>::new(0.3).unwrap().with_seed(5)),
-            Box::new(GaussianDropout::<f32>::new(0.2).unwrap().with_seed(5)),
-            Box::new(GaussianNoise::<f32>::new(0.7).unwrap().with_seed(5)),
-        ];
-        for mut layer in layers {
+        for mut layer in noise_layers() {
             let x = ArrayD::from_elem(vec![2, 3], 1.0_f32);
             let train = |layer: &mut Box<dyn Layer<f32>>| {
                 layer
