@@ -17,11 +17,12 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use nncheck::check::battery::model_spec;
 use nncheck::check::frozen_subject::model_data;
 use nncheck::check::model_subject::Part;
-use nncheck::conform::{compiled_subjects, scoreboard::ConformConfig};
+use nncheck::conform::{compiled_subjects, Sweep};
 use std::hint::black_box;
 
 fn bench_frozen_fit_step(c: &mut Criterion) {
-    let spec = model_spec(&ConformConfig::new(1, 1e-9).training);
+    // The scoreboard's AdamW case (weight decay 0.01).
+    let spec = model_spec(&Sweep::scoreboard(1, 1e-9).training_cases()[1]);
     let (x, y) = model_data(spec.seed, 64);
     let mut group = c.benchmark_group("frozen_fit_step");
     for subject in compiled_subjects().models {

@@ -63,6 +63,12 @@ struct ConformArgs {
     /// Print the README's comparison table (Markdown) instead.
     #[arg(long, conflicts_with = "json")]
     markdown: bool,
+    /// An expectations file (TOML: subject, check, verdict, reason per entry);
+    /// may be given more than once. The run then exits 0 only if every record
+    /// has its expected verdict (an unnamed one: PASS or SPEC) and every entry
+    /// matched a record, and lists each mismatch.
+    #[arg(long, value_name = "FILE")]
+    expect: Vec<std::path::PathBuf>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -155,14 +161,23 @@ fn verify(args: &VerifyArgs) -> ExitCode {
 }
 
 fn conform(args: &ConformArgs) -> ExitCode {
-    use nncheck::conform::{compiled_subjects, scoreboard::ConformConfig, Scoreboard};
-    let config = ConformConfig::new(args.seed, args.alpha);
+    use nncheck::conform::expect::Expectations;
+    use nncheck::conform::{compiled_subjects, Scoreboard, Sweep};
+    // Read before the run, so a bad file costs nothing.
+    let expectations = match Expectations::load_all(&args.expect) {
+        Ok(e) => (!args.expect.is_empty()).then_some(e),
+        Err(e) => {
+            eprintln!("nncheck conform: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let sweep = Sweep::scoreboard(args.seed, args.alpha);
     // A framework that refuses bad input by panicking is a finding the
     // scoreboard records with the panic's message; the default hook would also
     // print it in the middle of the table.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let board = Scoreboard::run(&compiled_subjects(), &config, |name| {
+    let board = Scoreboard::run(&compiled_subjects(), &sweep, |name| {
         eprintln!("nncheck conform: running {name}")
     });
     std::panic::set_hook(default_hook);
@@ -175,6 +190,37 @@ fn conform(args: &ConformArgs) -> ExitCode {
         print!("{}", board.markdown());
     } else {
         print!("{}", board.render());
+    }
+    if let Some(expectations) = expectations {
+        let judged = expectations.judge(
+            board
+                .records
+                .iter()
+                .map(|r| (r.subject.as_str(), &r.report)),
+            None,
+        );
+        for line in judged.lines() {
+            eprintln!("nncheck conform: {line}");
+        }
+        eprintln!(
+            "nncheck conform: {} records against {} expectations: {}",
+            judged.records,
+            expectations.len(),
+            if judged.met() {
+                "every verdict as expected".to_string()
+            } else {
+                format!(
+                    "{} mismatches, {} entries matched nothing",
+                    judged.mismatches.len(),
+                    judged.unmatched.len()
+                )
+            }
+        );
+        return if judged.met() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     if board.core_passes_everything() {
         ExitCode::SUCCESS

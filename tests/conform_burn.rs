@@ -8,9 +8,10 @@
 #[cfg(feature = "burn")]
 mod burn_subjects {
     use nncheck::check::battery::{dropout_battery, training_battery};
+    use nncheck::check::cases::{DropoutCase, TrainingCase};
     use nncheck::check::{CheckReport, Verdict};
     use nncheck::conform::burn::{BurnDropout, BurnModel, Freezing};
-    use nncheck::conform::scoreboard::{ConformConfig, Scoreboard};
+    use nncheck::conform::{Scoreboard, Sweep};
     use std::sync::{Mutex, MutexGuard};
 
     /// burn draws every mask from one process-wide stream, which `reseed` and a
@@ -22,8 +23,20 @@ mod burn_subjects {
         BURN_STREAM.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn config() -> ConformConfig {
-        ConformConfig::new(42, 1e-9)
+    const ALPHA: f64 = 1e-9;
+
+    /// The scoreboard's main dropout case at rate 0.5: `[1000, 1000]`, seed 42.
+    fn dropout_case() -> DropoutCase {
+        Sweep::scoreboard(42, ALPHA)
+            .dropout_cases()
+            .into_iter()
+            .find(|c| c.rate == 0.5)
+            .expect("rate 0.5 is swept")
+    }
+
+    /// The scoreboard's AdamW case (weight decay 0.01, 20 steps).
+    fn training_case() -> TrainingCase {
+        Sweep::scoreboard(42, ALPHA).training_cases()[1].clone()
     }
 
     fn print(records: &[CheckReport]) {
@@ -50,8 +63,7 @@ mod burn_subjects {
     #[test]
     fn dropout_battery_verdicts() {
         let _turn = turn();
-        let config = config();
-        let records = dropout_battery(&BurnDropout, &config.dropout, config.alpha);
+        let records = dropout_battery(&BurnDropout, &dropout_case(), ALPHA);
         print(&records);
         // Every invariant burn can be asked about holds, the statistical ones at
         // alpha 1e-9 on 10^6 draws.
@@ -64,6 +76,7 @@ mod burn_subjects {
             "successive_calls_independent",
             "neighbours_independent",
             "reseeded_masks_reproducible",
+            "long_range_independent",
         ] {
             assert_eq!(one(&records, check).verdict(), Verdict::Pass, "{check}");
         }
@@ -118,7 +131,7 @@ mod burn_subjects {
     #[test]
     fn freeze_model_verdicts() {
         let _turn = turn();
-        let records = training_battery(&BurnModel::new(Freezing::Freeze), &config().training);
+        let records = training_battery(&BurnModel::new(Freezing::Freeze), &training_case());
         print(&records);
         // `freeze()` clears the dropout's training flag: the frozen base's
         // dropout is off in the training steps, so every step's loss is the
@@ -126,16 +139,18 @@ mod burn_subjects {
         let question = one(&records, "frozen_model_dropout_active_in_fit");
         assert_eq!(question.verdict(), Verdict::Fail);
         assert!(
-            question.observed.starts_with("0 of 5 steps"),
+            question.observed.starts_with("0 of 20 steps"),
             "{}",
             question.observed
         );
         // Everything else about freezing holds: weights and BatchNorm
         // statistics bit-identical (the frozen BatchNorm runs in inference
         // mode), the whole tree reached, the gradient through a frozen head,
-        // an unfreeze effective at the next step.
+        // an unfreeze effective at the next step, no weight moved but by a step.
         for check in [
             "frozen_weights_unchanged",
+            "frozen_batchnorm_inference_mode",
+            "only_steps_change_weights",
             "trainable_weights_changed",
             "freeze_is_recursive",
             "gradient_passes_frozen_layer",
@@ -153,7 +168,7 @@ mod burn_subjects {
     #[test]
     fn no_grad_model_verdicts() {
         let _turn = turn();
-        let records = training_battery(&BurnModel::new(Freezing::NoGrad), &config().training);
+        let records = training_battery(&BurnModel::new(Freezing::NoGrad), &training_case());
         print(&records);
         // `no_grad()` leaves the training flags on: dropout keeps dropping in
         // the frozen base. The question's answer for burn's no_grad(): yes.
@@ -173,11 +188,18 @@ mod burn_subjects {
                 r.observed
             );
         }
+        // The BatchNorm of a base frozen by no_grad() normalises with the
+        // batch's statistics in a training step.
+        assert_eq!(
+            one(&records, "frozen_batchnorm_inference_mode").verdict(),
+            Verdict::Fail
+        );
         for check in [
             "trainable_weights_changed",
             "gradient_passes_frozen_layer",
             "unfreeze_takes_effect_without_recompile",
             "inference_deterministic",
+            "only_steps_change_weights",
         ] {
             assert_eq!(one(&records, check).verdict(), Verdict::Pass, "{check}");
         }
@@ -193,9 +215,9 @@ mod burn_subjects {
     fn scoreboard_answers() {
         let _turn = turn();
         let subjects = nncheck::conform::compiled_subjects();
-        let board = Scoreboard::run(&subjects, &config(), |_| {});
-        for (subject, record) in &board.records {
-            println!("{subject}: {}", record.line());
+        let board = Scoreboard::run(&subjects, &Sweep::scoreboard(42, ALPHA), |_| {});
+        for record in &board.records {
+            println!("{}: {}", record.subject, record.report.line());
         }
         let answer = |subject: &str| {
             board
@@ -214,6 +236,22 @@ mod burn_subjects {
             .iter()
             .all(|(name, _)| name != "burn 0.22"));
     }
+}
+
+/// The version the adapter states is the one Cargo.lock resolved.
+#[cfg(feature = "burn")]
+#[test]
+fn the_stated_version_is_the_locked_one() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+    let stated = format!(
+        "name = \"burn\"\nversion = \"{}\"",
+        nncheck::conform::burn::VERSION
+    );
+    assert!(
+        lock.contains(&stated),
+        "Cargo.lock does not lock burn {}",
+        nncheck::conform::burn::VERSION
+    );
 }
 
 #[cfg(not(feature = "burn"))]

@@ -1,20 +1,32 @@
-//! candle-nn 0.11 through the conformance batteries, at the configuration the
-//! scoreboard runs (`ConformConfig::new(42, 1e-9)`): its verdicts are
-//! findings about candle, and these tests pin the ones that matter so a change
-//! of candle, of the adapter or of a check that moves one is seen. Every
-//! record's line is printed (`-- --nocapture`).
+//! candle-nn 0.11 through the conformance batteries, at cases of the sweep the
+//! scoreboard runs (`Sweep::scoreboard(42, 1e-9)`): its verdicts are findings
+//! about candle, and these tests pin the ones that matter so a change of
+//! candle, of the adapter or of a check that moves one is seen. Every record's
+//! line is printed (`-- --nocapture`).
 
 #[cfg(feature = "candle")]
 mod with_candle {
     use nncheck::check::battery::{dropout_battery, training_battery};
-    use nncheck::check::cases::OptimizerKind;
+    use nncheck::check::cases::{DropoutCase, OptimizerKind, TrainingCase};
     use nncheck::check::model_subject::HIDDEN;
     use nncheck::check::{CheckReport, Verdict};
     use nncheck::conform::candle::{CandleDropout, CandleModel};
-    use nncheck::conform::scoreboard::ConformConfig;
+    use nncheck::conform::Sweep;
 
-    fn config() -> ConformConfig {
-        ConformConfig::new(42, 1e-9)
+    const ALPHA: f64 = 1e-9;
+
+    /// The scoreboard's main dropout case at rate 0.5: `[1000, 1000]`, seed 42.
+    fn dropout_case() -> DropoutCase {
+        Sweep::scoreboard(42, ALPHA)
+            .dropout_cases()
+            .into_iter()
+            .find(|c| c.rate == 0.5)
+            .expect("rate 0.5 is swept")
+    }
+
+    /// The scoreboard's AdamW case (weight decay 0.01, 20 steps).
+    fn training_case() -> TrainingCase {
+        Sweep::scoreboard(42, ALPHA).training_cases()[1].clone()
     }
 
     fn print(reports: &[CheckReport]) {
@@ -39,8 +51,7 @@ mod with_candle {
 
     #[test]
     fn dropout_battery_findings() {
-        let config = config();
-        let reports = dropout_battery(&CandleDropout, &config.dropout, config.alpha);
+        let reports = dropout_battery(&CandleDropout, &dropout_case(), ALPHA);
         print(&reports);
         // The rate on 10^6 draws at alpha 1e-9, the scale, the eval identity
         // (at rate 0.5 and at rate 0 in train), and the gradient of the forward's mask.
@@ -114,10 +125,9 @@ mod with_candle {
 
     /// candle holds its rate as an `f32` and scales by `1 / (1 - rate)` from
     /// it; at a rate whose `f64` and `f32` scales differ by an ulp, the
-    /// survivors are exact for the rate candle holds.
+    /// survivors follow that recipe exactly, and the audit names it.
     #[test]
     fn survivors_scaled_by_the_rate_candle_holds() {
-        use nncheck::check::cases::DropoutCase;
         let rate = 0.4955263853501021;
         let held = f64::from(rate as f32);
         assert_ne!((1.0 / (1.0 - rate)) as f32, (1.0 / (1.0 - held)) as f32);
@@ -126,30 +136,43 @@ mod with_candle {
             shape: vec![1000, 10],
             seed: 42,
         };
-        let reports = dropout_battery(&CandleDropout, &case, config().alpha);
+        let reports = dropout_battery(&CandleDropout, &case, ALPHA);
         print(&reports);
         assert_verdict(&reports, "survivors_scaled_exactly", Verdict::Pass);
         assert_verdict(&reports, "drop_rate_binomial", Verdict::Pass);
+        assert_verdict(&reports, "scale_recipe", Verdict::Convention(false));
+        let recipe = records(&reports, "scale_recipe")[0];
+        // Where two recipes give the same bits for every input, the record
+        // names the first and lists the others; candle's is among them.
+        assert!(
+            recipe.observed.contains("x * f32(1/(1-p)), p held in f32"),
+            "{}",
+            recipe.line()
+        );
         assert!(reports.iter().all(|r| r.verdict() != Verdict::Fail));
     }
 
     #[test]
     fn training_battery_findings() {
-        let reports = training_battery(&CandleModel, &config().training);
+        let reports = training_battery(&CandleModel, &training_case());
         print(&reports);
         // Freezing by giving the optimizer only the head's Vars: the head
         // learns, the gradient passes a frozen head, an unfreeze takes effect,
         // dropout stays active in a frozen model's training steps, inference is
-        // deterministic.
+        // deterministic, and nothing but a step moves a weight.
         for check in [
             "trainable_weights_changed",
             "frozen_model_dropout_active_in_fit",
             "gradient_passes_frozen_layer",
             "unfreeze_takes_effect_without_recompile",
             "inference_deterministic",
+            "only_steps_change_weights",
         ] {
             assert_verdict(&reports, check, Verdict::Pass);
         }
+        // A training forward normalises with the batch's statistics whatever
+        // the optimizer holds: a frozen base's BatchNorm is not in inference mode.
+        assert_verdict(&reports, "frozen_batchnorm_inference_mode", Verdict::Fail);
         // candle's BatchNorm updates its running statistics in every training
         // forward: the frozen base's (and a wholly frozen model's) running mean
         // and variance move, all 2 x HIDDEN of them, and nothing else does.
@@ -177,7 +200,7 @@ mod with_candle {
         use nncheck::check::frozen_subject::{check_freeze_is_recursive, check_frozen_base};
         let spec = nncheck::check::model_subject::ModelSpec {
             batch_norm: false,
-            ..nncheck::check::battery::model_spec(&config().training)
+            ..nncheck::check::battery::model_spec(&training_case())
         };
         let mut reports = check_frozen_base(&CandleModel, &spec);
         reports.push(check_freeze_is_recursive(&CandleModel, &spec));
@@ -196,10 +219,10 @@ mod with_candle {
             (OptimizerKind::Nesterov, 0.0, "SGD Nesterov optimizer"),
             (OptimizerKind::Sgd, 0.01, "SGD weight decay optimizer"),
         ] {
-            let case = nncheck::check::cases::TrainingCase {
+            let case = TrainingCase {
                 optimizer,
                 weight_decay,
-                ..config().training
+                ..training_case()
             };
             let reports = training_battery(&CandleModel, &case);
             print(&reports);
@@ -217,14 +240,14 @@ mod with_candle {
     /// Plain SGD, which candle-nn has: the same verdicts as AdamW.
     #[test]
     fn plain_sgd_gets_the_same_verdicts() {
-        let case = nncheck::check::cases::TrainingCase {
+        let case = TrainingCase {
             optimizer: OptimizerKind::Sgd,
             weight_decay: 0.0,
-            ..config().training
+            ..training_case()
         };
         let sgd = training_battery(&CandleModel, &case);
         print(&sgd);
-        let adamw = training_battery(&CandleModel, &config().training);
+        let adamw = training_battery(&CandleModel, &training_case());
         let verdicts = |reports: &[CheckReport]| -> Vec<(String, Verdict)> {
             reports
                 .iter()
@@ -233,6 +256,22 @@ mod with_candle {
         };
         assert_eq!(verdicts(&sgd), verdicts(&adamw));
     }
+}
+
+/// The version the adapter states is the one Cargo.lock resolved.
+#[cfg(feature = "candle")]
+#[test]
+fn the_stated_version_is_the_locked_one() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+    let stated = format!(
+        "name = \"candle-nn\"\nversion = \"{}\"",
+        nncheck::conform::candle::VERSION
+    );
+    assert!(
+        lock.contains(&stated),
+        "Cargo.lock does not lock candle-nn {}",
+        nncheck::conform::candle::VERSION
+    );
 }
 
 #[cfg(not(feature = "candle"))]

@@ -21,9 +21,10 @@ fn cases() -> impl Strategy<Value = DropoutCase> {
 
 /// The records of the dropout battery, in order (the noise-shape check follows
 /// when axis 1 has more than one position).
-const DROPOUT_CHECKS: [&str; 16] = [
+const DROPOUT_CHECKS: [&str; 19] = [
     "drop_rate_binomial",
     "survivors_scaled_exactly",
+    "scale_recipe",
     "special_values_kept_scaled",
     "dropped_special_values",
     "eval_is_identity",
@@ -31,10 +32,12 @@ const DROPOUT_CHECKS: [&str; 16] = [
     "backward_uses_forward_mask",
     "dropped_negative_sign",
     "counters_match_output",
+    "rate_one_drops_everything",
     "rate_one",
     "invalid_rate_refused",
     "per_position_uniformity",
     "successive_calls_independent",
+    "long_range_independent",
     "neighbours_independent",
     "reseeded_masks_reproducible",
     "seeded_masks_reproducible",

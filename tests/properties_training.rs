@@ -49,6 +49,7 @@ fn momentum_at_batch_size_one_under_heavy_dropout_passes() {
         freeze_mid_training: false,
         rate: 0.7671681654374668,
         seed: 15988029074893156817,
+        steps: TrainingCase::STEPS,
     };
     for r in &core_reports(&case) {
         assert!(r.pass, "{}", r.line());

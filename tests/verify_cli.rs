@@ -190,6 +190,7 @@ fn conform_json_has_a_verdict_for_every_row_and_subject() {
                 "gradient_passes_frozen_layer",
                 "unfreeze_takes_effect_without_recompile",
                 "inference_deterministic",
+                "only_steps_change_weights",
             ]
             .contains(&row["check"].as_str().unwrap());
         for (i, cell) in cells.iter().enumerate() {
@@ -204,6 +205,79 @@ fn conform_json_has_a_verdict_for_every_row_and_subject() {
             }
         }
     }
+}
+
+/// The expectations files the repository keeps for the adapters compiled in.
+fn committed_expectations() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/expectations");
+    [
+        (cfg!(feature = "candle"), "candle-nn-0.11.toml"),
+        (cfg!(feature = "burn"), "burn-0.22.toml"),
+    ]
+    .into_iter()
+    .filter(|(compiled, _)| *compiled)
+    .map(|(_, file)| format!("{dir}/{file}"))
+    .collect()
+}
+
+fn conform_expecting(files: &[String]) -> std::process::Output {
+    let mut args = vec!["conform".to_string()];
+    for f in files {
+        args.extend(["--expect".to_string(), f.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    nncheck(&args)
+}
+
+/// `nncheck conform --expect` as another project's CI gate: with the
+/// expectations the repository keeps (those of every adapter compiled in;
+/// nncheck's own column needs none) it exits 0; with one expectation edited it
+/// exits 1 and names the record.
+#[test]
+fn conform_meets_its_expectations_and_an_edited_one_fails_by_name() {
+    let dir = std::env::temp_dir().join(format!("nncheck-expect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // nncheck's own column is held to "every row passes" by an empty file.
+    let empty = dir.join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let mut files = committed_expectations();
+    files.push(empty.display().to_string());
+    let out = conform_expecting(&files);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("every verdict as expected"), "{err}");
+
+    // One edit: nncheck's drop-rate row expected to fail.
+    let edited = dir.join("edited.toml");
+    std::fs::write(
+        &edited,
+        "[[expect]]\nsubject = \"nncheck\"\ncheck = \"drop_rate_binomial\"\nverdict = \"FAIL\"\nreason = \"an edit\"\n",
+    )
+    .unwrap();
+    let mut with_edit = files.clone();
+    with_edit.push(edited.display().to_string());
+    let out = conform_expecting(&with_edit);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("unexpected pass: nncheck / drop_rate_binomial"),
+        "{err}"
+    );
+    // An entry that matches nothing is an error, not a no-op.
+    let stray = dir.join("stray.toml");
+    std::fs::write(
+        &stray,
+        "[[expect]]\nsubject = \"no such framework\"\ncheck = \"*\"\nverdict = \"FAIL\"\nreason = \"a typo\"\n",
+    )
+    .unwrap();
+    let out = conform_expecting(&[stray.display().to_string()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("(no such framework / *) matches no record"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The README's measured comparison of frameworks is `nncheck conform

@@ -20,8 +20,9 @@ use super::conventions::{
 use super::determinism::check_predict_deterministic;
 use super::dropout::{
     check_backward_uses_forward_mask, check_counters_match_output, check_eval_identity,
-    check_neighbours_independent, check_noise_shape_cells_shared, check_per_position_uniformity,
-    check_successive_calls_independent, check_train_call_exact, check_train_drop_rate,
+    check_long_range_independent, check_neighbours_independent, check_noise_shape_cells_shared,
+    check_per_position_uniformity, check_successive_calls_independent, check_survivors_and_recipe,
+    check_train_drop_rate, LONG_RANGE_UNITS,
 };
 use super::frozen::{
     check_freeze_is_recursive, check_frozen_optimizer_slots_unchanged,
@@ -30,9 +31,10 @@ use super::frozen::{
 };
 use super::frozen_subject::{
     check_freeze_is_recursive as subject_freeze_is_recursive, check_frozen_base,
+    check_frozen_batchnorm_inference_mode as subject_frozen_batchnorm_inference_mode,
     check_frozen_model_dropout_active_in_fit as subject_dropout_active_in_fit,
     check_gradient_passes_frozen_layer as subject_gradient_passes_frozen_layer,
-    check_inference_deterministic, check_unfreeze_takes_effect,
+    check_inference_deterministic, check_only_steps_change_weights, check_unfreeze_takes_effect,
 };
 use super::model_subject::{ModelSpec, ModelSubject};
 use super::noise::{
@@ -60,50 +62,9 @@ use crate::model::graph::Functional;
 use crate::model::sequential::Sequential;
 use crate::model::Model;
 use crate::phase::Phase;
-use crate::rng::chacha;
 use ndarray::ArrayD;
-use rand::RngExt;
 
-/// Nonzero finite values, so a `+0.0` output can only be a drop.
-pub fn nonzero_input(shape: &[usize], seed: u64) -> ArrayD<f32> {
-    let mut rng = chacha(seed);
-    ArrayD::from_shape_simple_fn(shape.to_vec(), || {
-        let v: f32 = rng.random_range(0.01f32..100.0);
-        if rng.random_bool(0.5) {
-            -v
-        } else {
-            v
-        }
-    })
-}
-
-/// Values that break careless implementations: NaN (with a payload), both
-/// infinities, -0.0, subnormals, extremes.
-pub fn special_input(shape: &[usize], seed: u64) -> ArrayD<f32> {
-    const SPECIAL: [f32; 9] = [
-        f32::NAN,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        -0.0,
-        1e-45,
-        -1e-40,
-        f32::MAX,
-        f32::MIN,
-        1.0,
-    ];
-    let mut rng = chacha(seed);
-    let payload_nan = f32::from_bits(0x7fc0_1234);
-    ArrayD::from_shape_simple_fn(shape.to_vec(), || match rng.random_range(0..10) {
-        9 => payload_nan,
-        i => SPECIAL[i],
-    })
-}
-
-/// Strictly positive finite values, so any zero output is a drop whatever sign
-/// convention the subject follows.
-pub fn positive_input(shape: &[usize], seed: u64) -> ArrayD<f32> {
-    nonzero_input(shape, seed).mapv(f32::abs)
-}
+pub use super::inputs::{nonzero_input, positive_input, special_input};
 
 /// Builds a layer of `subject`, seeded where the subject can seed at build
 /// (one that cannot answers [`Error::Unsupported`](crate::Error::Unsupported)
@@ -148,6 +109,7 @@ pub fn dropout_battery(
     let positions = x.len().min(4096);
     let flat = positive_input(&[positions], seed ^ 4);
     let pairs_input = positive_input(&[100_000], seed ^ 5);
+    let long_range_input = positive_input(&[LONG_RANGE_UNITS], seed ^ 9);
 
     // Each check gets a fresh layer; a build error or a panic becomes its record.
     let mut reports = Vec::new();
@@ -162,7 +124,7 @@ pub fn dropout_battery(
         "survivors_scaled_exactly",
         &label,
         rate,
-        &|mut l| vec![check_train_call_exact(&label, &mut l, &x)],
+        &|mut l| check_survivors_and_recipe(&label, &mut l, &x),
     ));
     reports.extend(with_layer(
         "special_values_kept_scaled",
@@ -217,7 +179,7 @@ pub fn dropout_battery(
         rate,
         &|mut l| vec![check_counters_match_output(&label, &mut l, &x)],
     ));
-    reports.push(check_rate_one(subject, shape, seed ^ 7));
+    reports.extend(check_rate_one(subject, shape, seed ^ 7));
     reports.push(check_invalid_rates_refused(subject, shape, seed ^ 8));
     // Statistics over positions and calls, on a slice of at most 4096 positions.
     reports.extend(with_layer(
@@ -239,6 +201,19 @@ pub fn dropout_battery(
                 &label,
                 &mut l,
                 &pairs_input,
+                alpha,
+            )]
+        },
+    ));
+    reports.extend(with_layer(
+        "long_range_independent",
+        &label,
+        rate,
+        &|mut l| {
+            vec![check_long_range_independent(
+                &label,
+                &mut l,
+                &long_range_input,
                 alpha,
             )]
         },
@@ -465,6 +440,7 @@ pub fn model_spec(case: &TrainingCase) -> ModelSpec {
         learning_rate: case.optimizer.learning_rate(),
         weight_decay: case.weight_decay,
         seed: case.seed,
+        steps: case.steps,
     }
 }
 
@@ -503,6 +479,12 @@ pub fn training_battery(subject: &dyn ModelSubject, case: &TrainingCase) -> Vec<
     }));
     reports.extend(guarded("inference_deterministic", &|| {
         vec![check_inference_deterministic(subject, &spec)]
+    }));
+    reports.extend(guarded("frozen_batchnorm_inference_mode", &|| {
+        vec![subject_frozen_batchnorm_inference_mode(subject, &spec)]
+    }));
+    reports.extend(guarded("only_steps_change_weights", &|| {
+        vec![check_only_steps_change_weights(subject, &spec)]
     }));
     reports
 }
@@ -646,39 +628,4 @@ fn pin_stays_in_its_subtree(
         "pinned/base",
         "pinned/sibling_dropout",
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nonzero_input_has_both_signs_and_no_zero() {
-        let x = nonzero_input(&[1000], 7);
-        assert!(x.iter().all(|v| (0.01..100.0).contains(&v.abs())));
-        assert!(x.iter().any(|&v| v < 0.0) && x.iter().any(|&v| v > 0.0));
-        assert!(positive_input(&[1000], 7).iter().all(|&v| v > 0.0));
-    }
-
-    #[test]
-    fn special_input_holds_every_special_value() {
-        let bits: Vec<u32> = special_input(&[1000], 7)
-            .iter()
-            .map(|v| v.to_bits())
-            .collect();
-        for (want, what) in [
-            (0x7fc0_1234, "NaN with a payload"),
-            (f32::NAN.to_bits(), "NaN"),
-            (f32::INFINITY.to_bits(), "+inf"),
-            (f32::NEG_INFINITY.to_bits(), "-inf"),
-            ((-0.0f32).to_bits(), "-0.0"),
-            (1e-45f32.to_bits(), "the smallest subnormal"),
-            ((-1e-40f32).to_bits(), "a negative subnormal"),
-            (f32::MAX.to_bits(), "f32::MAX"),
-            (f32::MIN.to_bits(), "f32::MIN"),
-            (1.0f32.to_bits(), "1.0"),
-        ] {
-            assert!(bits.contains(&want), "no {what}");
-        }
-    }
 }

@@ -153,6 +153,9 @@ pub struct TrainingCase {
     pub rate: f64,
     /// Seeds data, model and shuffles.
     pub seed: u64,
+    /// Optimizer steps each model-subject check takes: enough that a leak on
+    /// every k-th step (a decay applied every tenth step, say) shows.
+    pub steps: usize,
 }
 
 impl TrainingCase {
@@ -164,6 +167,8 @@ impl TrainingCase {
     pub const BATCH_SIZES: RangeInclusive<usize> = 1..=64;
     /// Dropout rates inside the frozen base.
     pub const RATES: Range<f64> = 0.05..0.95;
+    /// Optimizer steps each model-subject check takes (not drawn).
+    pub const STEPS: usize = 20;
 
     /// Draws one case: optimizer, whether to decay, the decay, epochs, batch size,
     /// whether to freeze mid-training, rate, seed.
@@ -188,6 +193,7 @@ impl TrainingCase {
             freeze_mid_training: rng.random_bool(0.5),
             rate: rng.random_range(Self::RATES),
             seed: rng.random(),
+            steps: Self::STEPS,
         }
     }
 }

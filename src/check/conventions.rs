@@ -15,8 +15,8 @@
 //! shows and says so.
 
 use super::battery::{build_layer, positive_input, special_input};
-use super::dropout::expected_scale;
 use super::report::CheckReport;
+use super::scale_recipe::{RecipeAudit, ScaleRecipe};
 use super::subject::{DropoutLike, DropoutSubject};
 use crate::error::{Error, Result};
 use crate::phase::Phase;
@@ -102,6 +102,17 @@ fn mask_of_last_call(
     (None, "output only: no mask, backward pass or seeding")
 }
 
+/// The class of a special input, as the kept-unit tally names it.
+fn input_class(v: f32) -> &'static str {
+    if v.is_subnormal() {
+        "subnormal"
+    } else if v.is_finite() && v.abs() == f32::MAX {
+        "extreme"
+    } else {
+        class(v)
+    }
+}
+
 fn class(v: f32) -> &'static str {
     if v.is_nan() {
         "NaN"
@@ -153,14 +164,17 @@ pub fn check_special_values(
             ]
         }
     };
-    let scale: f32 = expected_scale(layer.rate());
+    let rate = layer.rate();
     let (mask, source) = mask_of_last_call(layer, shape, seed, reseeded);
+    let mut recipes = RecipeAudit::default();
     let mut kept_wrong = 0usize;
-    let mut kept_judged = 0usize;
+    // Input class -> kept units of it judged, so a report shows that every
+    // class (subnormals above all) was audited.
+    let mut kept_classes: std::collections::BTreeMap<&str, usize> = Default::default();
     // (input class, output class) -> count, for the drops seen.
     let mut drops: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
     for (i, (&xi, &yi)) in x.iter().zip(y.iter()).enumerate() {
-        let expected = xi * scale;
+        let values = RecipeAudit::values(xi, rate);
         let kept = match &mask {
             Some(m) => m[i],
             // Without a mask, only a finite nonzero output proves a keep, and
@@ -168,7 +182,7 @@ pub fn check_special_values(
             None => {
                 if yi.is_finite() && yi != 0.0 {
                     true
-                } else if !xi.is_nan() && class(yi) != class(expected) {
+                } else if !xi.is_nan() && class(yi) != class(values[0]) {
                     false
                 } else {
                     continue;
@@ -176,18 +190,25 @@ pub fn check_special_values(
             }
         };
         if kept {
-            kept_judged += 1;
-            let right = if expected.is_nan() {
-                yi.is_nan()
-            } else {
-                yi.to_bits() == expected.to_bits()
-            };
-            kept_wrong += usize::from(!right);
+            *kept_classes.entry(input_class(xi)).or_default() += 1;
+            kept_wrong += usize::from(!recipes.observe_values(xi, yi, &values));
         } else if !xi.is_finite() || xi == 0.0 {
             *drops.entry((class(xi), class(yi))).or_default() += 1;
         } else if yi.to_bits() != 0 {
             *drops.entry(("finite", class(yi))).or_default() += 1;
         }
+    }
+    let kept_judged: usize = kept_classes.values().sum();
+    let mut kept_observed = format!(
+        "{kept_wrong} of {kept_judged} kept units not x*scale ({source}); kept: {}",
+        kept_classes
+            .iter()
+            .map(|(c, n)| format!("{c} x{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !recipes.holds() || recipes.recipe().is_some_and(|r| r != ScaleRecipe::SPEC) {
+        kept_observed.push_str(&format!("; {}", recipes.summary()));
     }
     let dropped_seen: Vec<String> = drops
         .iter()
@@ -199,9 +220,9 @@ pub fn check_special_values(
         CheckReport::exact(
             "special_values_kept_scaled",
             label,
-            format!("{kept_wrong} of {kept_judged} kept units not x*scale ({source})"),
-            "0; NaN stays NaN, the rest bit for bit".into(),
-            kept_wrong == 0 && kept_judged > 0,
+            kept_observed,
+            "0; NaN stays NaN, the rest bit for bit by one listed recipe".into(),
+            kept_wrong == 0 && kept_judged > 0 && recipes.holds(),
         ),
         CheckReport::convention(
             "dropped_special_values",
@@ -221,11 +242,16 @@ pub fn check_special_values(
 }
 
 /// Rate 1: SPEC accepts it and makes every output `+0.0`, NaN and infinities
-/// included. A subject that refuses it (an error or a panic) gets a convention
-/// record saying how; one that accepts it and keeps a unit breaks an invariant.
-/// A subject that cannot seed is built unseeded ([`build_layer`]), so its lack
-/// of seeding never reads as a refusal of the rate.
-pub fn check_rate_one(subject: &dyn DropoutSubject, shape: &[usize], seed: u64) -> CheckReport {
+/// included. Always a `rate_one` convention record (accepted or refused, and
+/// how many outputs were not `+0.0`); where the rate was accepted, also the
+/// invariant `rate_one_drops_everything`, which fails if a unit was kept. A
+/// subject that cannot seed is built unseeded ([`build_layer`]), so its lack of
+/// seeding never reads as a refusal of the rate.
+pub fn check_rate_one(
+    subject: &dyn DropoutSubject,
+    shape: &[usize],
+    seed: u64,
+) -> Vec<CheckReport> {
     const CHECK: &str = "rate_one";
     let label = format!("{} rate 1", subject.name());
     let x = special_input(shape, seed);
@@ -236,33 +262,37 @@ pub fn check_rate_one(subject: &dyn DropoutSubject, shape: &[usize], seed: u64) 
         Ok(y) => {
             let kept = y.iter().filter(|v| **v != 0.0 && !v.is_nan()).count();
             let not_positive_zero = y.iter().filter(|v| v.to_bits() != 0).count();
-            if kept > 0 || y.shape() != x.shape() {
-                return CheckReport::exact(
+            let mut drops_everything = format!("{kept} of {} outputs kept at rate 1", y.len());
+            if y.shape() != x.shape() {
+                drops_everything.push_str(&format!("; output shape {:?}", y.shape()));
+            }
+            vec![
+                CheckReport::exact(
                     "rate_one_drops_everything",
                     &label,
-                    format!("{kept} of {} outputs kept at rate 1", y.len()),
+                    drops_everything,
                     "0 kept".into(),
-                    false,
-                );
-            }
-            CheckReport::convention(
-                CHECK,
-                &label,
-                format!(
-                    "accepted; {not_positive_zero} of {} outputs not +0.0",
-                    y.len()
+                    kept == 0 && y.shape() == x.shape(),
                 ),
-                "accepted, every output +0.0".into(),
-                not_positive_zero == 0,
-            )
+                CheckReport::convention(
+                    CHECK,
+                    &label,
+                    format!(
+                        "accepted; {not_positive_zero} of {} outputs not +0.0",
+                        y.len()
+                    ),
+                    "accepted, every output +0.0".into(),
+                    not_positive_zero == 0 && y.shape() == x.shape(),
+                ),
+            ]
         }
-        Err(e) => CheckReport::convention(
+        Err(e) => vec![CheckReport::convention(
             CHECK,
             &label,
             format!("refused: {e}"),
             "accepted, every output +0.0".into(),
             false,
-        ),
+        )],
     }
 }
 
@@ -349,7 +379,7 @@ mod tests {
         };
         let reports = check_special_values("mask only", &mut layer, &[8, 16], 2);
         for r in &reports {
-            assert!(r.observed.ends_with("(mask)"), "{}", r.line());
+            assert!(r.observed.contains("(mask)"), "{}", r.line());
         }
         assert!(reports.iter().all(|r| r.pass), "{reports:#?}");
     }
@@ -378,7 +408,7 @@ mod tests {
         for r in &reports {
             assert!(
                 r.observed
-                    .ends_with("(mask read from a same-seed call on positive input)"),
+                    .contains("(mask read from a same-seed call on positive input)"),
                 "{}",
                 r.line()
             );

@@ -6,30 +6,40 @@
 //! the layer, so a layer that scales wrongly cannot vouch for itself.
 
 use super::report::CheckReport;
+use super::scale_recipe::{RecipeAudit, ScaleRecipe};
 use super::stats::{binomial_region, smallest_detectable_bias};
 use super::DropoutLike;
 use crate::phase::Phase;
 use crate::tensor::{bits_equal, Element};
 use ndarray::{ArrayD, ArrayViewD, Zip};
 
-/// The scale a kept unit must be multiplied by: `1 / (1 - rate)` in f64, rounded once.
+/// The scale SPEC's recipe multiplies a kept unit by: `1 / (1 - rate)` in f64,
+/// rounded once. Other honest recipes exist ([`ScaleRecipe`]); the checks of
+/// another implementation accept any one of them.
 pub fn expected_scale<F: Element>(rate: f64) -> F {
     F::round_from(1.0 / (1.0 - rate))
 }
 
 /// Tallies of train-phase calls, element by element.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+///
+/// A kept unit is judged against every [`ScaleRecipe`]: it is kept when its
+/// output is one recipe's value bit for bit, and the call passes when one and
+/// the same recipe gives every kept unit (SPEC §7b: the recipe is a
+/// convention, reported by [`RecipeAudit::convention`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct SurvivorAudit {
-    /// Outputs equal to `input * scale` bit for bit, where that is not `+0.0`.
+    /// Outputs equal to a recipe's `x / (1 - p)` bit for bit, where that is not `+0.0`.
     pub kept: u64,
-    /// Outputs `+0.0` where `input * scale` is not `+0.0` (unambiguous drops).
+    /// Outputs `+0.0` where no recipe gives `+0.0` (unambiguous drops).
     pub dropped: u64,
-    /// Outputs where `input * scale` is `+0.0` and so is the output (drop or keep alike).
+    /// Outputs `+0.0` where a recipe gives `+0.0` too (drop or keep alike).
     pub ambiguous: u64,
-    /// Outputs that are neither `+0.0` nor exactly `input * scale`.
+    /// Outputs that are neither `+0.0` nor any recipe's value.
     pub violations: u64,
     /// Drops whose input was NaN or infinite (each must be `+0.0`).
     pub non_finite_dropped: u64,
+    /// Which recipes the kept units fit.
+    pub recipes: RecipeAudit,
 }
 
 impl SurvivorAudit {
@@ -44,31 +54,35 @@ impl SurvivorAudit {
             self.violations += input.len().max(output.len()) as u64;
             return;
         }
-        let scale: F = expected_scale(rate);
         let zero = F::zero().to_bits_u64();
         Zip::from(&input).and(&output).for_each(|&x, &y| {
-            let scaled = (x * scale).to_bits_u64();
-            let out = y.to_bits_u64();
-            match (out == zero, out == scaled) {
-                (true, true) => self.ambiguous += 1,
-                (true, false) => {
+            let values = RecipeAudit::values(x, rate);
+            if y.to_bits_u64() == zero {
+                if values.iter().any(|v| v.to_bits_u64() == zero) {
+                    self.ambiguous += 1;
+                } else {
                     self.dropped += 1;
                     self.non_finite_dropped += u64::from(!x.is_finite());
                 }
-                (false, true) => self.kept += 1,
-                (false, false) => self.violations += 1,
+            } else if self.recipes.observe_values(x, y, &values) {
+                self.kept += 1;
+            } else {
+                self.violations += 1;
             }
         });
     }
 
-    /// The verdict: no element is anything but `+0.0` or exactly `input * scale`.
+    /// The verdict: no element is anything but `+0.0` or a recipe's value, and
+    /// one recipe gives every kept unit.
     pub fn report(&self, subject: &str, rate: f64) -> CheckReport {
+        // The scale as the element type holds it (2.5, not 2.5000000000000004).
+        let scale = match self.recipes.element {
+            Some("f32") => ((1.0 / (1.0 - rate)) as f32).to_string(),
+            _ => (1.0 / (1.0 - rate)).to_string(),
+        };
         let mut observed = format!(
-            "{} kept == x*{} bit-exact, {} dropped == +0.0, {} other",
-            self.kept,
-            1.0 / (1.0 - rate),
-            self.dropped,
-            self.violations
+            "{} kept == x*{scale} bit-exact, {} dropped == +0.0, {} other",
+            self.kept, self.dropped, self.violations
         );
         // The verdict counts these too; say so where they occur, and leave the
         // common text as it has always been.
@@ -78,13 +92,17 @@ impl SurvivorAudit {
         let audited = self.kept + self.dropped + self.ambiguous + self.violations;
         if audited == 0 {
             observed.push_str("; nothing audited");
+        } else if self.violations > 0 || !self.recipes.holds() {
+            observed.push_str(&format!("; {}", self.recipes.summary()));
+        } else if self.recipes.recipe() != Some(ScaleRecipe::SPEC) {
+            observed.push_str(&format!(" by {}", self.recipes.summary()));
         }
         CheckReport::exact(
             "survivors_scaled_exactly",
             subject,
             observed,
-            "0 other; every output is +0.0 or x*scale".into(),
-            self.violations == 0 && audited > 0,
+            "0 other; every output is +0.0 or x*scale by one listed recipe".into(),
+            self.violations == 0 && audited > 0 && self.recipes.holds(),
         )
     }
 }
@@ -174,6 +192,18 @@ pub fn check_eval_identity<F: Element>(
     )
 }
 
+/// One train call on `x`, audited element by element ([`SurvivorAudit`]).
+pub fn audit_train_call<F: Element>(
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+) -> crate::Result<SurvivorAudit> {
+    let rate = layer.rate();
+    let y = layer.run(x.clone(), Phase::Train)?;
+    let mut audit = SurvivorAudit::default();
+    audit.observe(x.view(), y.view(), rate);
+    Ok(audit)
+}
+
 /// One train call audited element by element; see [`SurvivorAudit`].
 pub fn check_train_call_exact<F: Element>(
     subject: &str,
@@ -181,13 +211,30 @@ pub fn check_train_call_exact<F: Element>(
     x: &ArrayD<F>,
 ) -> CheckReport {
     let rate = layer.rate();
-    match layer.run(x.clone(), Phase::Train) {
-        Ok(y) => {
-            let mut audit = SurvivorAudit::default();
-            audit.observe(x.view(), y.view(), rate);
-            audit.report(subject, rate)
-        }
+    match audit_train_call(layer, x) {
+        Ok(audit) => audit.report(subject, rate),
         Err(e) => CheckReport::errored("survivors_scaled_exactly", subject, e),
+    }
+}
+
+/// One train call audited as [`check_train_call_exact`] does, with the
+/// convention record of the recipe its kept units follow: two records,
+/// `survivors_scaled_exactly` (the invariant) and `scale_recipe`.
+pub fn check_survivors_and_recipe<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+) -> Vec<CheckReport> {
+    let rate = layer.rate();
+    match audit_train_call(layer, x) {
+        Ok(audit) => vec![
+            audit.report(subject, rate),
+            audit.recipes.convention(subject, rate),
+        ],
+        Err(e) => vec![
+            CheckReport::from_error("survivors_scaled_exactly", subject, &e),
+            RecipeAudit::default().convention(subject, rate),
+        ],
     }
 }
 
@@ -423,10 +470,106 @@ pub fn check_neighbours_independent<F: Element>(
     }
 }
 
+/// Lags the long-range check tests: `2^0` to `2^(LONG_RANGE_LAGS - 1)`.
+pub const LONG_RANGE_LAGS: u32 = 18;
+
+/// Units of the call the long-range check draws: twice the longest lag, so
+/// every lag pairs each unit once.
+pub const LONG_RANGE_UNITS: usize = 1 << LONG_RANGE_LAGS;
+
+/// Drops at positions `i` and `i + 2^k` of one train call are independent, for
+/// every `k` below [`LONG_RANGE_LAGS`] (SPEC §6): a mask stream that repeats
+/// itself inside a call, or reuses a block of its keystream at a power-of-two
+/// offset, drops both far more often than `p^2`.
+///
+/// Lag `L` pairs each unit of a block of `2L` with the unit `L` further on, so
+/// the pairs of one lag are disjoint and, under independence, the count of
+/// pairs dropped together is Binomial(pairs, p^2) exactly. Each of the 18 lags
+/// is tested at `alpha / 18` (Bonferroni), so the false-alarm probability of
+/// the whole family is at most `alpha`. The report names the lag farthest
+/// from its expectation and the correlation each lag detects. `x` is strictly
+/// positive with at least [`LONG_RANGE_UNITS`] units.
+pub fn check_long_range_independent<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+    alpha: f64,
+) -> CheckReport {
+    const CHECK: &str = "long_range_independent";
+    let rate = layer.rate();
+    let d = match drops(layer, x) {
+        Ok(d) => d,
+        Err(e) => return CheckReport::from_error(CHECK, subject, &e),
+    };
+    let lags: Vec<usize> = (0..LONG_RANGE_LAGS)
+        .map(|k| 1usize << k)
+        .filter(|&lag| 2 * lag <= d.len())
+        .collect();
+    let per_lag = alpha / lags.len().max(1) as f64;
+    let p2 = rate * rate;
+    // (lag, pairs, both dropped, inside its region, standardised distance)
+    let mut worst: Option<(usize, u64, u64, bool, f64)> = None;
+    let mut outside = 0usize;
+    for &lag in &lags {
+        let (mut pairs, mut both) = (0u64, 0u64);
+        for block in d.chunks_exact(2 * lag) {
+            let (a, b) = block.split_at(lag);
+            pairs += lag as u64;
+            both += a.iter().zip(b).filter(|(a, b)| **a && **b).count() as u64;
+        }
+        let (lo, hi) = binomial_region(pairs, p2, per_lag);
+        let inside = (lo..=hi).contains(&both);
+        outside += usize::from(!inside);
+        let sd = (pairs as f64 * p2 * (1.0 - p2))
+            .sqrt()
+            .max(f64::MIN_POSITIVE);
+        let z = (both as f64 - pairs as f64 * p2).abs() / sd;
+        if worst.is_none_or(|(_, _, _, w_inside, w_z)| {
+            (w_inside && !inside) || (w_inside == inside && z > w_z)
+        }) {
+            worst = Some((lag, pairs, both, inside, z));
+        }
+    }
+    let Some((lag, pairs, both, _, _)) = worst else {
+        return CheckReport::exact(
+            CHECK,
+            subject,
+            format!("a call of {} units holds no lag to test", d.len()),
+            format!("at least {LONG_RANGE_UNITS} units"),
+            false,
+        );
+    };
+    let (lo, hi) = binomial_region(pairs, p2, per_lag);
+    let bias = smallest_detectable_bias(pairs, p2, per_lag);
+    CheckReport {
+        check: CHECK.into(),
+        subject: subject.into(),
+        observed: format!(
+            "{outside} of {} lags outside their region; farthest: lag 2^{} with {both}/{pairs} pairs dropped together",
+            lags.len(),
+            lag.trailing_zeros()
+        ),
+        bound: format!(
+            "each lag 2^0..2^{} in its Binomial(pairs, p^2 = {p2:.4}) region at alpha/{} (lag 2^{}: [{lo}, {hi}])",
+            lags.len() - 1,
+            lags.len(),
+            lag.trailing_zeros()
+        ),
+        alpha: Some(alpha),
+        detectable: Some(format!(
+            "correlation >= {:.4} at any one lag of {pairs} pairs (power 0.99)",
+            bias / (rate * (1.0 - rate)).max(f64::MIN_POSITIVE)
+        )),
+        pass: outside == 0,
+        kind: crate::check::report::RecordKind::Invariant,
+        not_applicable: None,
+    }
+}
+
 /// Backward uses the forward's mask and scale: on strictly positive `x` and
-/// `dy`, `dx = dy * scale` bit for bit where the forward kept the unit, and zero
-/// (either sign: the sign of a dropped gradient is a convention) where it
-/// dropped it.
+/// `dy`, `dx` is `dy` scaled by one listed recipe ([`ScaleRecipe`]) bit for bit
+/// where the forward kept the unit, the same recipe throughout, and zero (either
+/// sign: the sign of a dropped gradient is a convention) where it dropped it.
 pub fn check_backward_uses_forward_mask<F: Element>(
     subject: &str,
     layer: &mut impl DropoutLike<F>,
@@ -435,7 +578,6 @@ pub fn check_backward_uses_forward_mask<F: Element>(
 ) -> CheckReport {
     const CHECK: &str = "backward_uses_forward_mask";
     let rate = layer.rate();
-    let scale: F = expected_scale(rate);
     let result = layer
         .run(x.clone(), Phase::Train)
         .and_then(|y| Ok((y, layer.run_backward(dy.clone())?)));
@@ -444,6 +586,7 @@ pub fn check_backward_uses_forward_mask<F: Element>(
     }
     let (observed, pass) = match result {
         Ok((y, dx)) if dx.shape() == y.shape() => {
+            let mut recipes = RecipeAudit::default();
             let wrong = Zip::from(&y)
                 .and(&dx)
                 .and(dy)
@@ -451,14 +594,15 @@ pub fn check_backward_uses_forward_mask<F: Element>(
                     let right = if y.is_zero() {
                         dx.is_zero()
                     } else {
-                        dx.to_bits_u64() == (g * scale).to_bits_u64()
+                        recipes.observe(g, dx, rate)
                     };
                     acc + usize::from(!right)
                 });
-            (
-                format!("{wrong} of {} input gradients off", y.len()),
-                wrong == 0,
-            )
+            let mut observed = format!("{wrong} of {} input gradients off", y.len());
+            if !recipes.holds() || recipes.recipe().is_some_and(|r| r != ScaleRecipe::SPEC) {
+                observed.push_str(&format!("; kept gradients: {}", recipes.summary()));
+            }
+            (observed, wrong == 0 && recipes.holds())
         }
         Ok((_, dx)) => (format!("gradient of shape {:?}", dx.shape()), false),
         Err(e) => (format!("error: {e}"), false),
@@ -710,7 +854,10 @@ mod tests {
         let kept = twin.1.unwrap().iter().filter(|&&v| v != 0.0).count();
         assert!(kept > 0);
         assert!(
-            !r.pass && r.observed == format!("{kept} of 24 input gradients off"),
+            !r.pass
+                && r.observed.starts_with(&format!(
+                    "{kept} of 24 input gradients off; kept gradients: {kept} fit no listed recipe"
+                )),
             "{}",
             r.line()
         );

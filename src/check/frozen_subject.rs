@@ -17,9 +17,6 @@ use crate::error::{Error, Result};
 use crate::phase::Phase;
 use ndarray::ArrayD;
 
-/// Optimizer steps each check takes.
-pub const STEPS: usize = 5;
-
 /// Relative loss difference above which a training step's loss differs from the
 /// inference loss of the same batch and weights. With dropout off the two are
 /// the same arithmetic, bit-identical in nncheck and a few f32 ulps apart at
@@ -87,11 +84,17 @@ fn build(
     }
 }
 
-fn steps(model: &mut dyn TrainableModel, x: &ArrayD<f32>, y: &ArrayD<f32>) -> Result<Vec<f64>> {
-    (0..STEPS).map(|_| model.fit_step(x, y)).collect()
+/// The spec's number of optimizer steps on `(x, y)`.
+fn steps(
+    model: &mut dyn TrainableModel,
+    spec: &ModelSpec,
+    x: &ArrayD<f32>,
+    y: &ArrayD<f32>,
+) -> Result<Vec<f64>> {
+    (0..spec.steps).map(|_| model.fit_step(x, y)).collect()
 }
 
-/// Freezes the base, takes [`STEPS`] optimizer steps, and judges: every base
+/// Freezes the base, takes the spec's optimizer steps, and judges: every base
 /// weight (BatchNorm statistics included) bit-identical, the head's weights
 /// moved, and the base's optimizer state unchanged where the subject shows it.
 /// Returns three records: `frozen_weights_unchanged`,
@@ -113,7 +116,7 @@ pub fn check_frozen_base(subject: &dyn ModelSubject, spec: &ModelSpec) -> Vec<Ch
         model.set_trainable(Part::Base, false)?;
         let weights_before = model.weights()?;
         let state_before = model.optimizer_state();
-        steps(model.as_mut(), &x, &y)?;
+        steps(model.as_mut(), &spec, &x, &y)?;
         Ok((
             spec,
             weights_before,
@@ -127,19 +130,14 @@ pub fn check_frozen_base(subject: &dyn ModelSubject, spec: &ModelSpec) -> Vec<Ch
         Err(e) => {
             return CHECKS
                 .iter()
-                .map(|c| CheckReport::from_error(c, &name, &e))
+                .map(|c| CheckReport::from_error(c, &spec.label(&name), &e))
                 .collect()
         }
     };
-    let label = format!(
-        "{name} {:?}{}",
-        spec.optimizer,
-        if spec.batch_norm {
-            ", BatchNorm in base"
-        } else {
-            ""
-        }
-    );
+    let mut label = spec.label(&name);
+    if spec.batch_norm {
+        label.push_str(", BatchNorm in base");
+    }
     let (base_moved, base_total) = moved(&before, &after, Part::Base.prefix());
     let (head_moved, head_total) = moved(&before, &after, Part::Head.prefix());
     let mut observed = format!(
@@ -181,13 +179,16 @@ pub fn check_frozen_base(subject: &dyn ModelSubject, spec: &ModelSpec) -> Vec<Ch
                 })
                 .map(|(n, _)| n)
                 .collect();
+            let base_records = before
+                .iter()
+                .filter(|(n, _)| n.starts_with(Part::Base.prefix()))
+                .count();
             CheckReport::exact(
                 CHECKS[2],
                 &label,
                 format!(
-                    "{} of {} base slot records changed",
+                    "{} of {base_records} base slot records changed",
                     changed.len(),
-                    before.len()
                 ),
                 "0 changed".into(),
                 changed.is_empty(),
@@ -205,7 +206,7 @@ pub fn check_frozen_base(subject: &dyn ModelSubject, spec: &ModelSpec) -> Vec<Ch
 /// the only thing that makes the two phases differ: with it off, every step's
 /// two losses are the same arithmetic. With it on, one step's mask can leave
 /// the loss within [`LOSS_DIFFERS`] by chance at low rates, so the verdict
-/// asks for at least one of [`STEPS`] steps to differ, not all of them; the
+/// asks for at least one of the spec's steps to differ, not all of them; the
 /// report gives the count.
 pub fn check_frozen_model_dropout_active_in_fit(
     subject: &dyn ModelSubject,
@@ -216,12 +217,12 @@ pub fn check_frozen_model_dropout_active_in_fit(
         batch_norm: false,
         ..spec.clone()
     };
-    let name = format!("{} rate {:.3}", subject.name(), spec.rate);
+    let name = spec.label(&subject.name());
     let run = || -> Result<Vec<(f64, f64)>> {
         let mut model = subject.build(&spec)?;
         let (x, y) = model_data(spec.seed, 64);
         model.set_trainable(Part::Base, false)?;
-        (0..STEPS)
+        (0..spec.steps)
             .map(|_| {
                 let eval = mse(&model.forward(&x, Phase::Eval)?, &y);
                 Ok((model.fit_step(&x, &y)?, eval))
@@ -271,6 +272,142 @@ pub fn mse(y_pred: &ArrayD<f32>, y: &ArrayD<f32>) -> f64 {
         / y.len() as f64
 }
 
+/// A frozen BatchNormalization runs in inference mode during training steps
+/// (SPEC §1, §5): with the base frozen and its dropout at rate 0, every step's
+/// training loss equals the inference loss of the same batch on the same
+/// weights (within [`LOSS_DIFFERS`]), since a BatchNorm in inference mode
+/// normalises with its moving statistics in both. As a positive control the
+/// same model with its base trainable must show a step whose two losses
+/// differ, or the check could not have told the modes apart; a subject whose
+/// trainable BatchNorm never uses its batch statistics fails too. Not
+/// applicable to a subject without BatchNorm.
+pub fn check_frozen_batchnorm_inference_mode(
+    subject: &dyn ModelSubject,
+    spec: &ModelSpec,
+) -> CheckReport {
+    const CHECK: &str = "frozen_batchnorm_inference_mode";
+    let spec = ModelSpec {
+        rate: 0.0,
+        batch_norm: true,
+        ..spec.clone()
+    };
+    let label = spec.label(&subject.name());
+    // Each step's (training loss, inference loss) with the base frozen or not.
+    let losses = |frozen: bool| -> Result<Vec<(f64, f64)>> {
+        let mut model = subject.build(&spec)?;
+        let (x, y) = model_data(spec.seed, 64);
+        model.set_trainable(Part::Base, !frozen)?;
+        (0..spec.steps)
+            .map(|_| {
+                let eval = mse(&model.forward(&x, Phase::Eval)?, &y);
+                Ok((model.fit_step(&x, &y)?, eval))
+            })
+            .collect()
+    };
+    match losses(true).and_then(|frozen| Ok((frozen, losses(false)?))) {
+        Ok((frozen, trainable)) => {
+            let differ = |l: &[(f64, f64)]| {
+                l.iter()
+                    .filter(|(t, e)| relative(*t, *e) > LOSS_DIFFERS)
+                    .count()
+            };
+            let (frozen_differ, control_differ) = (differ(&frozen), differ(&trainable));
+            let first = |l: &[(f64, f64)]| l.first().map_or((f64::NAN, f64::NAN), |p| *p);
+            let ((ft, fe), (ct, ce)) = (first(&frozen), first(&trainable));
+            CheckReport::exact(
+                CHECK,
+                &label,
+                format!(
+                    "frozen base: {frozen_differ} of {} steps' training losses differ from the \
+                     inference loss (first step: {ft:.6} vs {fe:.6}); trainable base (control): \
+                     {control_differ} of {} differ (first step: {ct:.6} vs {ce:.6})",
+                    frozen.len(),
+                    trainable.len()
+                ),
+                format!(
+                    "0 differ with the base frozen; > 0 with it trainable (by > {LOSS_DIFFERS:e} relative)"
+                ),
+                !frozen.is_empty() && frozen_differ == 0 && control_differ > 0,
+            )
+        }
+        Err(e) => CheckReport::from_error(CHECK, &label, &e),
+    }
+}
+
+/// Nothing the harness does to a model other than an optimizer step changes a
+/// weight (SPEC §3: a flag is a filter read at the next step, not a rebuild):
+/// after one step, each of freezing the base, an inference forward, unfreezing
+/// the base, freezing and unfreezing the whole model, and an inference forward
+/// right after a training step (a switch of phase) is followed by a bit-for-bit
+/// comparison of every weight, BatchNorm statistics included, with the
+/// reading before it. The report names each action that moved something.
+pub fn check_only_steps_change_weights(
+    subject: &dyn ModelSubject,
+    spec: &ModelSpec,
+) -> CheckReport {
+    const CHECK: &str = "only_steps_change_weights";
+    type Action = fn(&mut dyn TrainableModel, &ArrayD<f32>) -> Result<()>;
+    const ACTIONS: [(&str, Action); 6] = [
+        ("freeze the base", |m, _| m.set_trainable(Part::Base, false)),
+        ("an inference forward", |m, x| {
+            m.forward(x, Phase::Eval).map(drop)
+        }),
+        ("unfreeze the base", |m, _| {
+            m.set_trainable(Part::Base, true)
+        }),
+        ("freeze the whole model", |m, _| {
+            m.set_trainable(Part::Whole, false)
+        }),
+        ("unfreeze the whole model", |m, _| {
+            m.set_trainable(Part::Whole, true)
+        }),
+        ("an inference forward after a training step", |m, x| {
+            m.forward(x, Phase::Eval).map(drop)
+        }),
+    ];
+    let run = || -> Result<_> {
+        let (mut model, spec) = build(subject, spec)?;
+        let (x, y) = model_data(spec.seed, 64);
+        // A step first, so the optimizer holds state a careless flag change could drop.
+        model.fit_step(&x, &y)?;
+        let mut moved_by = Vec::new();
+        let mut total = 0;
+        for (i, (what, action)) in ACTIONS.iter().enumerate() {
+            if i == ACTIONS.len() - 1 {
+                model.fit_step(&x, &y)?;
+            }
+            let before = model.weights()?;
+            action(model.as_mut(), &x)?;
+            let (m, t) = moved(&before, &model.weights()?, "");
+            total = t;
+            if !m.is_empty() {
+                moved_by.push(format!("{what} moved {}", moved_weights(&m)));
+            }
+        }
+        Ok((spec, moved_by, total))
+    };
+    match run() {
+        Ok((spec, moved_by, total)) => {
+            let mut observed = format!(
+                "{} of {} actions moved a weight ({total} scalars read after each)",
+                moved_by.len(),
+                ACTIONS.len()
+            );
+            if !moved_by.is_empty() {
+                observed.push_str(&format!(": {}", moved_by.join("; ")));
+            }
+            CheckReport::exact(
+                CHECK,
+                &spec.label(&subject.name()),
+                observed,
+                format!("0 moved by: {}", ACTIONS.map(|(what, _)| what).join(", ")),
+                moved_by.is_empty() && total > 0,
+            )
+        }
+        Err(e) => CheckReport::from_error(CHECK, &spec.label(&subject.name()), &e),
+    }
+}
+
 /// Freezing the whole model reaches every layer inside it: after optimizer
 /// steps no weight, BatchNorm statistics included, moved (SPEC §3, Keras:
 /// `trainable` is set recursively and a frozen BatchNorm runs in inference mode).
@@ -281,7 +418,7 @@ pub fn check_freeze_is_recursive(subject: &dyn ModelSubject, spec: &ModelSpec) -
         let (x, y) = model_data(spec.seed, 64);
         model.set_trainable(Part::Whole, false)?;
         let before = model.weights()?;
-        steps(model.as_mut(), &x, &y)?;
+        steps(model.as_mut(), &spec, &x, &y)?;
         Ok((before, model.weights()?))
     };
     match run() {
@@ -293,13 +430,13 @@ pub fn check_freeze_is_recursive(subject: &dyn ModelSubject, spec: &ModelSpec) -
             }
             CheckReport::exact(
                 CHECK,
-                &subject.name(),
+                &spec.label(&subject.name()),
                 observed,
                 "0 changed".into(),
                 total > 0 && m.is_empty(),
             )
         }
-        Err(e) => CheckReport::from_error(CHECK, &subject.name(), &e),
+        Err(e) => CheckReport::from_error(CHECK, &spec.label(&subject.name()), &e),
     }
 }
 
@@ -315,7 +452,7 @@ pub fn check_gradient_passes_frozen_layer(
         let (x, y) = model_data(spec.seed, 64);
         model.set_trainable(Part::Head, false)?;
         let before = model.weights()?;
-        steps(model.as_mut(), &x, &y)?;
+        steps(model.as_mut(), &spec, &x, &y)?;
         Ok((before, model.weights()?))
     };
     match run() {
@@ -324,7 +461,7 @@ pub fn check_gradient_passes_frozen_layer(
             let (head, _) = moved(&before, &after, Part::Head.prefix());
             CheckReport::exact(
                 CHECK,
-                &subject.name(),
+                &spec.label(&subject.name()),
                 format!(
                     "base: {} scalars moved; frozen head: {}",
                     scalars(&base),
@@ -334,7 +471,7 @@ pub fn check_gradient_passes_frozen_layer(
                 scalars(&base) > 0 && head.is_empty(),
             )
         }
-        Err(e) => CheckReport::from_error(CHECK, &subject.name(), &e),
+        Err(e) => CheckReport::from_error(CHECK, &spec.label(&subject.name()), &e),
     }
 }
 
@@ -350,7 +487,7 @@ pub fn check_unfreeze_takes_effect(subject: &dyn ModelSubject, spec: &ModelSpec)
         model.fit_step(&x, &y)?;
         model.set_trainable(Part::Base, true)?;
         let before = model.weights()?;
-        steps(model.as_mut(), &x, &y)?;
+        steps(model.as_mut(), &spec, &x, &y)?;
         Ok((before, model.weights()?))
     };
     match run() {
@@ -358,7 +495,7 @@ pub fn check_unfreeze_takes_effect(subject: &dyn ModelSubject, spec: &ModelSpec)
             let (base, total) = moved(&before, &after, Part::Base.prefix());
             CheckReport::exact(
                 CHECK,
-                &subject.name(),
+                &spec.label(&subject.name()),
                 format!(
                     "{} of {total} base scalars moved after unfreezing",
                     scalars(&base)
@@ -367,7 +504,7 @@ pub fn check_unfreeze_takes_effect(subject: &dyn ModelSubject, spec: &ModelSpec)
                 scalars(&base) > 0,
             )
         }
-        Err(e) => CheckReport::from_error(CHECK, &subject.name(), &e),
+        Err(e) => CheckReport::from_error(CHECK, &spec.label(&subject.name()), &e),
     }
 }
 
@@ -395,7 +532,7 @@ pub fn check_inference_deterministic(subject: &dyn ModelSubject, spec: &ModelSpe
             };
             CheckReport::exact(
                 CHECK,
-                &subject.name(),
+                &spec.label(&subject.name()),
                 format!(
                     "{differing} of {} outputs differ between two calls",
                     a.len()
@@ -404,7 +541,7 @@ pub fn check_inference_deterministic(subject: &dyn ModelSubject, spec: &ModelSpe
                 differing == 0 && !a.is_empty(),
             )
         }
-        Err(e) => CheckReport::from_error(CHECK, &subject.name(), &e),
+        Err(e) => CheckReport::from_error(CHECK, &spec.label(&subject.name()), &e),
     }
 }
 

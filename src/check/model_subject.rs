@@ -42,6 +42,23 @@ pub struct ModelSpec {
     pub weight_decay: f64,
     /// Seeds initialisers and masks where the subject can seed.
     pub seed: u64,
+    /// Optimizer steps each check takes (a harness setting; a subject need not
+    /// read it).
+    pub steps: usize,
+}
+
+impl ModelSpec {
+    /// The spec as a report names it: `{subject} AdamW wd 0.01 rate 0.5 seed 7`,
+    /// so a failing record says on which case it failed.
+    pub fn label(&self, subject: &str) -> String {
+        format!(
+            "{subject} {} wd {} rate {} seed {}",
+            self.optimizer.name(),
+            self.weight_decay,
+            self.rate,
+            self.seed,
+        )
+    }
 }
 
 /// A part of the model, frozen or unfrozen as a whole (recursively).
@@ -92,6 +109,11 @@ pub trait TrainableModel {
 pub trait ModelSubject {
     /// A short name for reports, e.g. `nncheck` or `burn 0.22 freeze()`.
     fn name(&self) -> String;
+    /// The exact version of the implementation under test, which conformance
+    /// records carry; `None` when unknown.
+    fn version(&self) -> Option<String> {
+        None
+    }
     /// Builds, initialises and compiles the model of `spec`. A subject without
     /// BatchNormalization or without the optimizer answers
     /// [`Error::Unsupported`](crate::Error::Unsupported).
@@ -105,7 +127,7 @@ pub trait ModelSubject {
 /// use nncheck::check::cases::OptimizerKind;
 /// let spec = ModelSpec {
 ///     rate: 0.5, batch_norm: true, optimizer: OptimizerKind::AdamW,
-///     learning_rate: 1e-3, weight_decay: 0.01, seed: 1,
+///     learning_rate: 1e-3, weight_decay: 0.01, seed: 1, steps: 20,
 /// };
 /// let mut model = CoreModel.build(&spec).unwrap();
 /// model.set_trainable(Part::Base, false).unwrap();
@@ -114,11 +136,11 @@ pub trait ModelSubject {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CoreModel;
 
-impl ModelSubject for CoreModel {
-    fn name(&self) -> String {
-        "nncheck".into()
-    }
-    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>> {
+impl CoreModel {
+    /// The compiled core model of `spec`, named `model` with children `base`
+    /// and `head`: what [`CoreModel`] wraps, for a test that needs the model
+    /// itself (a twin that breaks one rule around it).
+    pub fn model(spec: &ModelSpec) -> Result<Model<f32>> {
         let mut base = Sequential::new("base").add(Dense::new(HIDDEN));
         if spec.batch_norm {
             base = base.add(BatchNormalization::new());
@@ -132,22 +154,40 @@ impl ModelSubject for CoreModel {
             .add(base)
             .add(Dense::new(1).named("head"))
             .build(&[FEATURES], Some(spec.seed))?;
+        Self::compile(spec, &mut model)?;
+        Ok(model)
+    }
+
+    /// Compiles `model` with `spec`'s optimizer, learning rate and weight
+    /// decay, and mean squared error, as [`CoreModel`] does.
+    pub fn compile(spec: &ModelSpec, model: &mut Model<f32>) -> Result<()> {
         let (lr, wd) = (spec.learning_rate, spec.weight_decay);
         let loss = Loss::MeanSquaredError;
         match spec.optimizer {
-            OptimizerKind::Sgd => model.compile(Sgd::new(lr).weight_decay(wd), loss)?,
+            OptimizerKind::Sgd => model.compile(Sgd::new(lr).weight_decay(wd), loss),
             OptimizerKind::Momentum => {
-                model.compile(Sgd::new(lr).momentum(0.9).weight_decay(wd), loss)?
+                model.compile(Sgd::new(lr).momentum(0.9).weight_decay(wd), loss)
             }
             OptimizerKind::Nesterov => model.compile(
                 Sgd::new(lr).momentum(0.9).nesterov(true).weight_decay(wd),
                 loss,
-            )?,
+            ),
             OptimizerKind::Adam | OptimizerKind::AdamW => {
-                model.compile(Adam::new(lr).weight_decay(wd), loss)?
+                model.compile(Adam::new(lr).weight_decay(wd), loss)
             }
         }
-        Ok(Box::new(CoreTrainable::new(model)))
+    }
+}
+
+impl ModelSubject for CoreModel {
+    fn name(&self) -> String {
+        "nncheck".into()
+    }
+    fn version(&self) -> Option<String> {
+        Some(env!("CARGO_PKG_VERSION").into())
+    }
+    fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>> {
+        Ok(Box::new(CoreTrainable::new(Self::model(spec)?)))
     }
 }
 
@@ -170,6 +210,11 @@ impl CoreTrainable {
     /// Wraps a compiled `model` named `model` with children `base` and `head`.
     pub fn new(model: Model<f32>) -> Self {
         CoreTrainable { model }
+    }
+
+    /// The wrapped model, for a twin that breaks one rule around it.
+    pub fn model_mut(&mut self) -> &mut Model<f32> {
+        &mut self.model
     }
 
     fn path(part: Part) -> &'static str {

@@ -38,13 +38,40 @@ pub enum Verdict {
     Convention(bool),
 }
 
+impl Verdict {
+    /// The verdict's word, the same in a line, a table, JSON and an
+    /// expectations file: `PASS`, `FAIL`, `N/A`, `SPEC` (a convention that is
+    /// SPEC's choice) or `CONV` (another convention).
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::NotApplicable(_) => "N/A",
+            Verdict::Convention(true) => "SPEC",
+            Verdict::Convention(false) => "CONV",
+        }
+    }
+
+    /// Rank of a verdict, worst highest, for summing several records up in
+    /// one (a scoreboard cell, an expectation): PASS, SPEC, N/A, CONV, FAIL.
+    pub fn severity(&self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Convention(true) => 1,
+            Verdict::NotApplicable(_) => 2,
+            Verdict::Convention(false) => 3,
+            Verdict::Fail => 4,
+        }
+    }
+}
+
 /// The verdict of one check: what was checked, what was seen, what was allowed.
 ///
 /// JSON schema (one object per check, as `nncheck verify --json` prints):
-/// `{"check": str, "subject": str, "observed": str, "bound": str,
-///   "alpha": number|null, "detectable": str|null, "pass": bool,
-///   "kind": "invariant"|"convention", "not_applicable": str|null}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `{"check": str, "subject": str, "verdict": "PASS"|"FAIL"|"N/A"|"SPEC"|"CONV",
+///   "observed": str, "bound": str, "alpha": number|null, "detectable": str|null,
+///   "pass": bool, "kind": "invariant"|"convention", "not_applicable": str|null}`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckReport {
     /// The invariant, e.g. `frozen_weights_unchanged`.
     pub check: String,
@@ -148,14 +175,8 @@ impl CheckReport {
     /// One line for a terminal: `PASS check (subject): observed | bound`.
     pub fn line(&self) -> String {
         let mut line = format!(
-            "{} {:<34} {:<28} observed {} | expected {}",
-            match self.verdict() {
-                Verdict::Pass => "PASS",
-                Verdict::Fail => "FAIL",
-                Verdict::NotApplicable(_) => "N/A ",
-                Verdict::Convention(true) => "CONV",
-                Verdict::Convention(false) => "CONV",
-            },
+            "{:<4} {:<34} {:<28} observed {} | expected {}",
+            self.verdict().tag(),
             self.check,
             self.subject,
             self.observed,
@@ -168,6 +189,24 @@ impl CheckReport {
             line.push_str(&format!(" | detects {d}"));
         }
         line
+    }
+}
+
+impl Serialize for CheckReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut record = serializer.serialize_struct("CheckReport", 10)?;
+        record.serialize_field("check", &self.check)?;
+        record.serialize_field("subject", &self.subject)?;
+        record.serialize_field("verdict", self.verdict().tag())?;
+        record.serialize_field("observed", &self.observed)?;
+        record.serialize_field("bound", &self.bound)?;
+        record.serialize_field("alpha", &self.alpha)?;
+        record.serialize_field("detectable", &self.detectable)?;
+        record.serialize_field("pass", &self.pass)?;
+        record.serialize_field("kind", &self.kind)?;
+        record.serialize_field("not_applicable", &self.not_applicable)?;
+        record.end()
     }
 }
 
@@ -201,5 +240,18 @@ mod tests {
         assert!(no_failures(&lenient) && !all_pass(&lenient));
         assert!(!no_failures(&[held.clone(), broke]));
         assert!(!no_failures(&[held, errored]));
+    }
+
+    /// A convention that is SPEC's and one that is not carry different words
+    /// in a line and in JSON.
+    #[test]
+    fn spec_and_conv_are_different_words_everywhere() {
+        let spec = CheckReport::convention("c", "s", "o".into(), "b".into(), true);
+        let other = CheckReport::convention("c", "s", "o".into(), "b".into(), false);
+        assert!(spec.line().starts_with("SPEC ") && other.line().starts_with("CONV "));
+        let json = |r: &CheckReport| serde_json::to_value(r).unwrap()["verdict"].clone();
+        assert_eq!((json(&spec), json(&other)), ("SPEC".into(), "CONV".into()));
+        let missing = CheckReport::not_applicable("c", "s", "mask");
+        assert!(missing.line().starts_with("N/A  "));
     }
 }

@@ -117,6 +117,11 @@ pub type BoxedDropout = Box<dyn DropoutLike<f32>>;
 pub trait DropoutSubject {
     /// A short name for reports, e.g. `nncheck` or `candle-nn 0.11`.
     fn name(&self) -> String;
+    /// The exact version of the implementation under test (its crate's, or
+    /// its framework's), which conformance records carry; `None` when unknown.
+    fn version(&self) -> Option<String> {
+        None
+    }
     /// A layer dropping at `rate`, with its masks seeded by `seed` where the
     /// subject can seed (an unseeded build is fine where it cannot). A rate the
     /// subject refuses is an error, a panic caught by the battery counts as one.
@@ -140,6 +145,9 @@ pub struct CoreDropout;
 impl DropoutSubject for CoreDropout {
     fn name(&self) -> String {
         "nncheck".into()
+    }
+    fn version(&self) -> Option<String> {
+        Some(env!("CARGO_PKG_VERSION").into())
     }
     fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
         Ok(Box::new(seeded(crate::layers::Dropout::new(rate)?, seed)))

@@ -9,15 +9,18 @@
 //! the same batteries as `nncheck verify` ([`crate::check::battery`]) and prints
 //! one row per invariant, one column per subject.
 
+pub mod expect;
 pub mod macros;
 pub mod scoreboard;
+pub mod sweep;
 
 #[cfg(feature = "burn")]
 pub mod burn;
 #[cfg(feature = "candle")]
 pub mod candle;
 
-pub use scoreboard::{Cell, Row, Scoreboard};
+pub use scoreboard::{Cell, Record, Row, Scoreboard};
+pub use sweep::{OptimizerCase, Sweep};
 
 use crate::check::model_subject::{CoreModel, ModelSubject};
 use crate::check::subject::{CoreDropout, DropoutSubject};

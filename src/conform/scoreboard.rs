@@ -4,49 +4,35 @@
 //! per framework.
 
 use crate::check::battery::{dropout_battery, training_battery};
-use crate::check::cases::{DropoutCase, OptimizerKind, TrainingCase};
 use crate::check::report::{CheckReport, RecordKind, Verdict};
+use crate::check::verify::Case;
 use serde::Serialize;
 
-use super::Subjects;
+use super::{Subjects, Sweep};
 
 /// The check whose verdict answers the question.
 pub const QUESTION_CHECK: &str = "frozen_model_dropout_active_in_fit";
 
-/// What a conformance run draws on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConformConfig {
-    /// The dropout case every dropout subject runs.
-    pub dropout: DropoutCase,
-    /// The training case every model subject runs.
-    pub training: TrainingCase,
-    /// The false-alarm probability of each statistical check.
-    pub alpha: f64,
-}
+/// nncheck's version, as every record carries it.
+pub const NNCHECK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-impl ConformConfig {
-    /// Rate 0.5 on a `[1000, 1000]` input (10^6 draws in the rate check), AdamW
-    /// with weight decay 0.01 for the models (decay is the classic way frozen
-    /// weights move), `seed` for everything.
-    pub fn new(seed: u64, alpha: f64) -> Self {
-        ConformConfig {
-            dropout: DropoutCase {
-                rate: 0.5,
-                shape: vec![1000, 1000],
-                seed,
-            },
-            training: TrainingCase {
-                optimizer: OptimizerKind::AdamW,
-                weight_decay: 0.01,
-                epochs: 1,
-                batch_size: 64,
-                freeze_mid_training: false,
-                rate: 0.5,
-                seed,
-            },
-            alpha,
-        }
-    }
+/// One record of a conformance run, with what it was run on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// The subject's name (the scoreboard's column).
+    pub subject: String,
+    /// The subject's crate version, where it states one.
+    pub subject_version: Option<String>,
+    /// The version of nncheck that judged it.
+    pub nncheck_version: String,
+    /// The seed of inputs, initialisers and masks.
+    pub seed: u64,
+    /// The dropout rate of the case.
+    pub rate: f64,
+    /// The case the record was judged on.
+    pub case: Case,
+    /// The verdict.
+    pub report: CheckReport,
 }
 
 /// One subject's verdict on one row: the worst of its records for that check.
@@ -60,20 +46,27 @@ pub struct Cell {
     pub bound: String,
     /// How many records the cell sums up.
     pub records: usize,
+    /// How many of them have the cell's (worst) verdict.
+    pub worst: usize,
 }
 
 impl Cell {
     /// The cell as the text table shows it: `PASS`, `FAIL`, `N/A`, `SPEC` (a
-    /// convention that is SPEC's) or `CONV` (another convention), with the figure.
+    /// convention that is SPEC's) or `CONV` (another convention), with the
+    /// figure; where only some cases have that verdict, how many.
     pub fn text(&self) -> String {
-        let tag = match &self.verdict {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::NotApplicable(_) => "N/A",
-            Verdict::Convention(true) => "SPEC",
-            Verdict::Convention(false) => "CONV",
-        };
-        format!("{tag}: {}", self.observed)
+        format!("{}: {}", self.tag(), self.observed)
+    }
+
+    /// The verdict's word, with how many cases have it where not all do:
+    /// `PASS`, `CONV (12 of 28 cases)`.
+    pub fn tag(&self) -> String {
+        let tag = self.verdict.tag();
+        if self.worst < self.records {
+            format!("{tag} ({} of {} cases)", self.worst, self.records)
+        } else {
+            tag.to_string()
+        }
     }
 }
 
@@ -92,71 +85,84 @@ pub struct Row {
 /// Every subject's verdicts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Scoreboard {
+    /// The version of nncheck that ran.
+    pub nncheck_version: String,
     /// What was run.
-    pub config: ConformConfig,
+    pub sweep: Sweep,
     /// The columns: subject names, nncheck's first.
     pub subjects: Vec<String>,
     /// Adapters not compiled in, with the feature that adds each.
     pub not_compiled: Vec<(String, String)>,
     /// Invariant rows first, then conventions, each in first-seen order.
     pub rows: Vec<Row>,
-    /// Every record, by subject.
-    pub records: Vec<(String, CheckReport)>,
-}
-
-/// Rank of a verdict, worst highest: the cell shows the worst record.
-fn severity(v: &Verdict) -> u8 {
-    match v {
-        Verdict::Pass => 0,
-        Verdict::Convention(true) => 1,
-        Verdict::NotApplicable(_) => 2,
-        Verdict::Convention(false) => 3,
-        Verdict::Fail => 4,
-    }
+    /// Every record.
+    pub records: Vec<Record>,
 }
 
 impl Scoreboard {
-    /// Runs every subject through the batteries. `progress` is told each
-    /// subject's name before it runs.
-    pub fn run(
-        subjects: &Subjects,
-        config: &ConformConfig,
-        mut progress: impl FnMut(&str),
-    ) -> Self {
-        let mut records: Vec<(String, CheckReport)> = Vec::new();
+    /// Runs every subject through the batteries over every case of `sweep`.
+    /// `progress` is told each subject's name before it runs.
+    pub fn run(subjects: &Subjects, sweep: &Sweep, mut progress: impl FnMut(&str)) -> Self {
+        let mut records = Vec::new();
+        let record = |name: &str, version: &Option<String>, case: &Case, report| Record {
+            subject: name.to_string(),
+            subject_version: version.clone(),
+            nncheck_version: NNCHECK_VERSION.into(),
+            seed: sweep.seed,
+            rate: match case {
+                Case::Dropout(c) => c.rate,
+                Case::Training(c) => c.rate,
+            },
+            case: case.clone(),
+            report,
+        };
         for s in &subjects.dropout {
-            progress(&s.name());
-            for r in dropout_battery(s.as_ref(), &config.dropout, config.alpha) {
-                records.push((s.name(), r));
+            let (name, version) = (s.name(), s.version());
+            progress(&name);
+            for case in sweep.dropout_cases() {
+                let reports = dropout_battery(s.as_ref(), &case, sweep.alpha);
+                let case = Case::Dropout(case);
+                records.extend(
+                    reports
+                        .into_iter()
+                        .map(|r| record(&name, &version, &case, r)),
+                );
             }
         }
         for s in &subjects.models {
-            progress(&s.name());
-            for r in training_battery(s.as_ref(), &config.training) {
-                records.push((s.name(), r));
+            let (name, version) = (s.name(), s.version());
+            progress(&name);
+            for case in sweep.training_cases() {
+                let reports = training_battery(s.as_ref(), &case);
+                let case = Case::Training(case);
+                records.extend(
+                    reports
+                        .into_iter()
+                        .map(|r| record(&name, &version, &case, r)),
+                );
             }
         }
         let not_compiled = super::missing_adapters()
             .into_iter()
             .map(|(name, feature)| (name.to_string(), feature.to_string()))
             .collect();
-        Self::from_records(config.clone(), records, not_compiled)
+        Self::from_records(sweep.clone(), records, not_compiled)
     }
 
     /// Arranges `records` into rows and columns.
     pub fn from_records(
-        config: ConformConfig,
-        records: Vec<(String, CheckReport)>,
+        sweep: Sweep,
+        records: Vec<Record>,
         not_compiled: Vec<(String, String)>,
     ) -> Self {
         let mut subjects: Vec<String> = Vec::new();
         let mut checks: Vec<(String, RecordKind)> = Vec::new();
-        for (s, r) in &records {
-            if !subjects.contains(s) {
-                subjects.push(s.clone());
+        for r in &records {
+            if !subjects.contains(&r.subject) {
+                subjects.push(r.subject.clone());
             }
-            if !checks.iter().any(|(c, _)| c == &r.check) {
-                checks.push((r.check.clone(), r.kind));
+            if !checks.iter().any(|(c, _)| c == &r.report.check) {
+                checks.push((r.report.check.clone(), r.report.kind));
             }
         }
         // Invariants first, conventions after, each group in first-seen order.
@@ -169,12 +175,18 @@ impl Scoreboard {
                     .map(|s| {
                         let mine: Vec<&CheckReport> = records
                             .iter()
-                            .filter(|(rs, r)| rs == s && r.check == check)
-                            .map(|(_, r)| r)
+                            .filter(|r| &r.subject == s && r.report.check == check)
+                            .map(|r| &r.report)
                             .collect();
-                        let worst = mine.iter().max_by_key(|r| severity(&r.verdict()))?;
+                        // The first record of the worst verdict: where every case passed,
+                        // the first (main) case speaks for the row.
+                        let worst = mine
+                            .iter()
+                            .min_by_key(|r| std::cmp::Reverse(r.verdict().severity()))?;
+                        let verdict = worst.verdict();
                         Some(Cell {
-                            verdict: worst.verdict(),
+                            worst: mine.iter().filter(|r| r.verdict() == verdict).count(),
+                            verdict,
                             observed: worst.observed.clone(),
                             bound: worst.bound.clone(),
                             records: mine.len(),
@@ -185,7 +197,8 @@ impl Scoreboard {
             })
             .collect();
         Scoreboard {
-            config,
+            nncheck_version: NNCHECK_VERSION.into(),
+            sweep,
             subjects,
             not_compiled,
             rows,
@@ -211,7 +224,7 @@ impl Scoreboard {
     pub fn no_failures(&self) -> bool {
         self.records
             .iter()
-            .all(|(_, r)| r.verdict() != Verdict::Fail)
+            .all(|r| r.report.verdict() != Verdict::Fail)
     }
 
     /// True when nncheck's own column passes every row: every invariant held and
@@ -219,18 +232,22 @@ impl Scoreboard {
     pub fn core_passes_everything(&self) -> bool {
         self.records
             .iter()
-            .filter(|(s, _)| s == "nncheck")
-            .all(|(_, r)| r.pass)
+            .filter(|r| r.subject == "nncheck")
+            .all(|r| r.report.pass)
     }
 
     /// The rows the README's comparison of frameworks shows, in its order.
-    pub const README_ROWS: [&'static str; 10] = [
+    pub const README_ROWS: [&'static str; 14] = [
         QUESTION_CHECK,
         "frozen_weights_unchanged",
+        "frozen_batchnorm_inference_mode",
+        "only_steps_change_weights",
         "drop_rate_binomial",
         "survivors_scaled_exactly",
         "eval_is_identity",
         "backward_uses_forward_mask",
+        "long_range_independent",
+        "scale_recipe",
         "dropped_negative_sign",
         "dropped_special_values",
         "rate_one",
@@ -239,9 +256,10 @@ impl Scoreboard {
 
     /// The README's measured comparison of frameworks as a Markdown table: one
     /// row per check of [`README_ROWS`](Self::README_ROWS), one column per
-    /// subject, each cell the verdict and the observed figure. `.ci/run` checks
-    /// that the README holds these lines, so the table is regenerated, not
-    /// edited.
+    /// subject, each cell the verdict over every case swept (and how many
+    /// cases have it, where not all do); the figures are in the text and JSON
+    /// forms. A test holds the README to these verdicts, so the table is
+    /// regenerated, not edited.
     pub fn markdown(&self) -> String {
         let mut out = format!("| check | {} |\n", self.subjects.join(" | "));
         out.push_str(&format!("|---|{}\n", "---|".repeat(self.subjects.len())));
@@ -253,7 +271,7 @@ impl Scoreboard {
                 .cells
                 .iter()
                 .map(|c| match c {
-                    Some(c) => c.text().replace('|', "/").replace('\n', " "),
+                    Some(c) => c.tag(),
                     None => "—".into(),
                 })
                 .collect();
@@ -279,14 +297,19 @@ impl Scoreboard {
             out.push_str(&format!("  {subject:<24} {answer:<4} ({figure})\n"));
         }
         out.push_str(&format!(
-            "\nDropout: rate {} on {:?}, seed {}; models: {} with weight decay {}, dropout rate {}; alpha {:e}\n",
-            self.config.dropout.rate,
-            self.config.dropout.shape,
-            self.config.dropout.seed,
-            self.config.training.optimizer.name(),
-            self.config.training.weight_decay,
-            self.config.training.rate,
-            self.config.alpha
+            "\nDropout: rates {:?} on shapes {:?}, seed {}; models: {} with dropout rate {} over {} steps; alpha {:e}\n",
+            self.sweep.rates,
+            self.sweep.shapes,
+            self.sweep.seed,
+            self.sweep
+                .optimizers
+                .iter()
+                .map(|o| format!("{} (weight decay {})", o.kind.name(), o.weight_decay))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.sweep.model_rate,
+            self.sweep.steps,
+            self.sweep.alpha
         ));
         out.push_str("PASS / FAIL: invariant; N/A: the subject lacks what the check needs; SPEC / CONV: a convention that is SPEC's / another one\n");
         let mut heading = "";

@@ -39,6 +39,10 @@ impl DropoutSubject for BurnDropout {
         NAME.into()
     }
 
+    fn version(&self) -> Option<String> {
+        Some(super::VERSION.into())
+    }
+
     fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
         // The rate first: a rate burn refuses is refused whether or not a seed
         // was asked for.

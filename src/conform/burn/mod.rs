@@ -48,6 +48,10 @@ use ndarray::ArrayD;
 /// The subject's name in reports.
 const NAME: &str = "burn 0.22";
 
+/// The exact burn release the adapter is built against (`Cargo.lock`; a test
+/// holds the two together).
+pub const VERSION: &str = "0.22.1";
+
 /// burn's ndarray device without autodiff: where inference runs.
 ///
 /// burn 0.22 marks its ndarray backend deprecated in favour of its newer pure

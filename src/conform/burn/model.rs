@@ -56,7 +56,7 @@ pub enum Freezing {
 /// use nncheck::conform::burn::{BurnModel, Freezing};
 /// let spec = ModelSpec {
 ///     rate: 0.5, batch_norm: true, optimizer: OptimizerKind::AdamW,
-///     learning_rate: 1e-3, weight_decay: 0.01, seed: 1,
+///     learning_rate: 1e-3, weight_decay: 0.01, seed: 1, steps: 20,
 /// };
 /// let mut model = BurnModel::new(Freezing::Freeze).build(&spec).unwrap();
 /// model.set_trainable(Part::Base, false).unwrap();

@@ -8,11 +8,11 @@
 //! the thread's unseedable generator, so a dropped negative is `-0.0` and a
 //! dropped NaN stays NaN: convention findings, not wrong rates.
 //!
-//! candle holds the rate as an `f32` and computes its scale from that `f32`, so
-//! the layer claims the rate it holds (the suite's rate rounded to `f32`):
-//! judged against the `f64` rate the suite asked for, the scale would be one
-//! ulp off for about a third of the rates in `(0, 1)`, an artefact of candle's
-//! `f32` API rather than a scaling error.
+//! candle holds the rate as an `f32` and computes its scale from that `f32`
+//! (`1 / (1 - drop_p as f64)`), so at about a third of the rates in `(0, 1)`
+//! its scale is one ulp from the one the `f64` rate gives. The layer claims the
+//! rate the suite asked for, and the survivor audit names the recipe candle
+//! follows (`x * f32(1/(1-p)), p held in f32`) as a convention, not a failure.
 
 use super::{on_candle, to_array, to_tensor, NAME};
 use crate::check::subject::{unsupported, BoxedDropout, Capability, DropoutLike, DropoutSubject};
@@ -45,15 +45,18 @@ impl DropoutSubject for CandleDropout {
         NAME.into()
     }
 
+    fn version(&self) -> Option<String> {
+        Some(super::VERSION.into())
+    }
+
     fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
         if seed.is_some() {
             // `Device::Cpu.set_seed` refuses: "cannot seed the CPU rng with set_seed".
             return unsupported(Capability::Seeding);
         }
-        let held = rate as f32;
         Ok(Box::new(CandleDropoutLayer {
-            layer: candle_nn::Dropout::new(held),
-            rate: f64::from(held),
+            layer: candle_nn::Dropout::new(rate as f32),
+            rate,
             last_train: None,
         }))
     }
@@ -62,7 +65,7 @@ impl DropoutSubject for CandleDropout {
 /// A built candle `Dropout`, holding what its backward pass needs.
 struct CandleDropoutLayer {
     layer: candle_nn::Dropout,
-    /// The rate candle holds (the suite's rate rounded to `f32`).
+    /// The rate the suite asked for (candle holds it rounded to `f32`).
     rate: f64,
     /// The input (as a `Var`, so autograd tracks it) and the output of the last
     /// train call.

@@ -42,6 +42,10 @@ use ndarray::ArrayD;
 /// The name both subjects report.
 const NAME: &str = "candle-nn 0.11";
 
+/// The exact candle-nn release the adapter is built against (`Cargo.lock`;
+/// a test holds the two together).
+pub const VERSION: &str = "0.11.1";
+
 /// A candle error as the suite records it: candle's message, as candle gave it,
 /// without the backtrace candle appends when `RUST_BACKTRACE` is set (a
 /// scoreboard cell is one line).

@@ -90,7 +90,7 @@ const LINEARS: [(&str, usize, usize); 3] = [
 /// use nncheck::conform::candle::CandleModel;
 /// let spec = ModelSpec {
 ///     rate: 0.5, batch_norm: true, optimizer: OptimizerKind::AdamW,
-///     learning_rate: 1e-3, weight_decay: 0.01, seed: 1,
+///     learning_rate: 1e-3, weight_decay: 0.01, seed: 1, steps: 20,
 /// };
 /// let mut model = CandleModel.build(&spec).unwrap();
 /// model.set_trainable(Part::Base, false).unwrap();
@@ -104,6 +104,10 @@ pub struct CandleModel;
 impl ModelSubject for CandleModel {
     fn name(&self) -> String {
         NAME.into()
+    }
+
+    fn version(&self) -> Option<String> {
+        Some(super::VERSION.into())
     }
 
     fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>> {
