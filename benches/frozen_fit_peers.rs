@@ -14,18 +14,19 @@
 //! Run: `cargo bench --bench frozen_fit_peers --features candle,burn`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use nncheck::check::battery::model_spec;
-use nncheck::check::frozen_subject::model_data;
-use nncheck::check::model_subject::Part;
+use nncheck::check::run::battery::model_spec;
+use nncheck::check::subjects::model::Part;
+use nncheck::check::training::harness::model_data;
 use nncheck::conform::{compiled_subjects, Sweep};
 use std::hint::black_box;
 
 fn bench_frozen_fit_step(c: &mut Criterion) {
     // The scoreboard's AdamW case (weight decay 0.01).
-    let spec = model_spec(&Sweep::scoreboard(1, 1e-9).training_cases()[1]);
-    let (x, y) = model_data(spec.seed, 64);
+    let case = &Sweep::scoreboard(1, 1e-9).training_cases()[1];
     let mut group = c.benchmark_group("frozen_fit_step");
     for subject in compiled_subjects().models {
+        let spec = model_spec(case, &subject.capabilities());
+        let (x, y) = model_data(spec.seed, 64);
         let mut model = subject.build(&spec).expect("the subject builds the model");
         model
             .set_trainable(Part::Base, false)

@@ -6,7 +6,7 @@
 //! cargo run --release --example broken_dropout_report
 //! ```
 
-#[path = "../tests/common/unscaled_dropout.rs"]
+#[path = "../tests/twins/unscaled.rs"]
 mod unscaled_dropout;
 
 use nncheck::scenario::{render, run_with, ScenarioConfig};

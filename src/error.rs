@@ -156,22 +156,6 @@ pub enum Error {
         /// The path that was given.
         path: String,
     },
-    /// A subject under test was asked for something it cannot do (seeding, a
-    /// mask, a backward pass, an optimizer): the check that asked is not
-    /// applicable to it, which is not a failure.
-    #[error("the subject has no {capability}")]
-    Unsupported {
-        /// What it lacks.
-        capability: crate::check::subject::Capability,
-    },
-    /// An error raised by another implementation run as a subject, in its own words.
-    #[error("{subject}: {message}")]
-    Subject {
-        /// The subject (framework or layer) that raised it.
-        subject: String,
-        /// Its message, as it gave it.
-        message: String,
-    },
     /// A model with no layers or a graph with no input.
     #[error("model `{model}` is empty: {reason}")]
     EmptyModel {

@@ -36,7 +36,9 @@
 //! ```
 #![warn(missing_docs, missing_debug_implementations)]
 
-/// The README's Rust blocks (its tour) run as doctests, so the front page compiles.
+/// The README's code blocks pass through rustdoc, so a Rust block added to the
+/// front page without `ignore` must compile (the ones it has are quoted from
+/// `tests/verify_your_own_layer.rs`, which runs them).
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

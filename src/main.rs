@@ -46,6 +46,10 @@ enum Command {
     /// if nncheck's own column fails a row; another framework's verdicts are
     /// findings.
     Conform(ConformArgs),
+    /// Prints the table of every record the batteries produce (what it holds
+    /// a subject to, how it judges, what it needs, its power), as Markdown:
+    /// docs/INVARIANTS.md is this output.
+    Invariants,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -89,7 +93,7 @@ struct VerifyArgs {
     /// --cases run across machines); the shards' records, joined in order, are the
     /// unsharded run's.
     #[arg(long, default_value = "1/1")]
-    shard: nncheck::check::verify::Shard,
+    shard: nncheck::check::run::verify::Shard,
 }
 
 fn main() -> ExitCode {
@@ -98,13 +102,18 @@ fn main() -> ExitCode {
         Some(Command::Report(args)) => report(&args),
         Some(Command::Verify(args)) => verify(&args),
         Some(Command::Conform(args)) => conform(&args),
+        Some(Command::Invariants) => {
+            use nncheck::check::run::{battery::Batteries, table};
+            print!("{}", table::invariants_markdown(&Batteries::default()));
+            ExitCode::SUCCESS
+        }
         None => report(&cli.report),
     }
 }
 
 fn verify(args: &VerifyArgs) -> ExitCode {
     use indicatif::{ProgressBar, ProgressStyle};
-    use nncheck::check::verify;
+    use nncheck::check::run::verify;
 
     let range = args.shard.range(args.cases);
     if range.is_empty() {

@@ -12,7 +12,7 @@
 //! No test catches panics: a panic is a failure.
 
 use ndarray::ArrayD;
-use nncheck::check::snapshot::ModelSnapshot;
+use nncheck::check::training::snapshot::ModelSnapshot;
 use nncheck::optim::{Adam, Optimizer, Sgd, SlotState};
 use nncheck::phase::ForwardCtx;
 use nncheck::rng::SeedSequence;
@@ -781,7 +781,8 @@ fn a_failed_call_puts_the_noise_layers_streams_back() {
         };
         // A model takes a concrete layer; an observer that does nothing makes
         // the boxed one concrete without changing anything it does.
-        let wrapped = nncheck::check::observed::Observed::new(noise, Box::new(|_, _, _| {}));
+        let wrapped =
+            nncheck::check::subjects::observed::Observed::new(noise, Box::new(|_, _, _| {}));
         Sequential::<f32>::new("m")
             .add(Dense::new(4))
             .add(wrapped)

@@ -7,8 +7,8 @@
 
 #[cfg(feature = "burn")]
 mod burn_subjects {
-    use nncheck::check::battery::{dropout_battery, training_battery};
-    use nncheck::check::cases::{DropoutCase, TrainingCase};
+    use nncheck::check::run::battery::{dropout_battery, training_battery};
+    use nncheck::check::run::cases::{DropoutCase, TrainingCase};
     use nncheck::check::{CheckReport, Verdict};
     use nncheck::conform::burn::{BurnDropout, BurnModel, Freezing};
     use nncheck::conform::{Scoreboard, Sweep};
@@ -115,7 +115,7 @@ mod burn_subjects {
         );
         // No per-layer seed, no counters, no noise shape.
         for (check, capability) in [
-            ("seeded_masks_reproducible", "seeding"),
+            ("seeded_masks_reproducible", "seeding at build"),
             ("counters_match_output", "drop counters"),
             ("noise_shape_cells_shared", "noise shape"),
         ] {

@@ -6,9 +6,10 @@
 
 #[cfg(feature = "candle")]
 mod with_candle {
-    use nncheck::check::battery::{dropout_battery, training_battery};
-    use nncheck::check::cases::{DropoutCase, OptimizerKind, TrainingCase};
-    use nncheck::check::model_subject::HIDDEN;
+    use nncheck::check::run::battery::{dropout_battery, training_battery};
+    use nncheck::check::run::cases::{DropoutCase, OptimizerKind, TrainingCase};
+    use nncheck::check::subjects::model::HIDDEN;
+    use nncheck::check::Capabilities;
     use nncheck::check::{CheckReport, Verdict};
     use nncheck::conform::candle::{CandleDropout, CandleModel};
     use nncheck::conform::Sweep;
@@ -113,8 +114,12 @@ mod with_candle {
         );
         // What candle lacks.
         let na = |capability: &str| Verdict::NotApplicable(capability.into());
-        assert_verdict(&reports, "seeded_masks_reproducible", na("seeding"));
-        assert_verdict(&reports, "reseeded_masks_reproducible", na("seeding"));
+        assert_verdict(
+            &reports,
+            "seeded_masks_reproducible",
+            na("seeding at build"),
+        );
+        assert_verdict(&reports, "reseeded_masks_reproducible", na("reseeding"));
         assert_verdict(&reports, "counters_match_output", na("drop counters"));
         assert_verdict(&reports, "noise_shape_cells_shared", na("noise shape"));
         assert!(
@@ -197,13 +202,18 @@ mod with_candle {
     /// Without a BatchNorm, a frozen candle base stays bit-identical.
     #[test]
     fn frozen_base_without_batch_norm_is_unchanged() {
-        use nncheck::check::frozen_subject::{check_freeze_is_recursive, check_frozen_base};
-        let spec = nncheck::check::model_subject::ModelSpec {
-            batch_norm: false,
-            ..nncheck::check::battery::model_spec(&training_case())
+        use nncheck::check::training::freezing::{
+            check_freeze_is_recursive, check_frozen_weights_unchanged,
+            check_trainable_weights_changed,
         };
-        let mut reports = check_frozen_base(&CandleModel, &spec);
-        reports.push(check_freeze_is_recursive(&CandleModel, &spec));
+        // A subject without BatchNorm gets this spec from the battery.
+        let spec =
+            nncheck::check::run::battery::model_spec(&training_case(), &Capabilities::none());
+        let reports = [
+            check_frozen_weights_unchanged(&CandleModel, &spec),
+            check_trainable_weights_changed(&CandleModel, &spec),
+            check_freeze_is_recursive(&CandleModel, &spec),
+        ];
         print(&reports);
         assert_verdict(&reports, "frozen_weights_unchanged", Verdict::Pass);
         assert_verdict(&reports, "freeze_is_recursive", Verdict::Pass);
@@ -217,7 +227,7 @@ mod with_candle {
         for (optimizer, weight_decay, capability) in [
             (OptimizerKind::Momentum, 0.0, "SGD momentum optimizer"),
             (OptimizerKind::Nesterov, 0.0, "SGD Nesterov optimizer"),
-            (OptimizerKind::Sgd, 0.01, "SGD weight decay optimizer"),
+            (OptimizerKind::Sgd, 0.01, "SGD weight decay"),
         ] {
             let case = TrainingCase {
                 optimizer,

@@ -1,5 +1,5 @@
 //! SPEC §2 and §2b over generated shapes, rates and seeds: the whole dropout
-//! battery (`nncheck::check::battery::dropout_battery`) and the battery of the
+//! battery (`nncheck::check::run::battery::dropout_battery`) and the battery of the
 //! other train-only layers (`noise_battery`) must pass on every case, drawn by
 //! the generator `nncheck verify` uses (`DropoutCase::generate`), plus the
 //! properties that need the layer itself (noise-shape errors, rate validation).
@@ -7,67 +7,42 @@
 mod common;
 
 use ndarray::ArrayD;
-use nncheck::check::battery::{dropout_battery, noise_battery};
-use nncheck::check::cases::DropoutCase;
+use nncheck::check::run::battery::{self, core_noise_battery, dropout_battery, noise_battery};
+use nncheck::check::run::cases::DropoutCase;
+use nncheck::check::run::strategy::CaseStrategy;
 use nncheck::check::stats::DEFAULT_ALPHA;
 use nncheck::check::CoreDropout;
+use nncheck::check::{CheckReport, CoreNoise, RecordSpec};
 use nncheck::{Dropout, Error, Phase};
 use proptest::prelude::*;
+use proptest::test_runner::{TestCaseError, TestError, TestRunner};
 
-/// Cases as `nncheck verify` draws them; proptest shrinks the seed that drew one.
-fn cases() -> impl Strategy<Value = DropoutCase> {
-    any::<u64>().prop_map(|s| DropoutCase::generate(&mut nncheck::rng::chacha(s)))
+/// Cases as `nncheck verify` draws them, shrinking toward small shapes and
+/// round rates.
+fn cases() -> CaseStrategy<DropoutCase> {
+    nncheck::check::run::strategy::cases()
 }
 
-/// The records of the dropout battery, in order (the noise-shape check follows
-/// when axis 1 has more than one position).
-const DROPOUT_CHECKS: [&str; 19] = [
-    "drop_rate_binomial",
-    "survivors_scaled_exactly",
-    "scale_recipe",
-    "special_values_kept_scaled",
-    "dropped_special_values",
-    "eval_is_identity",
-    "eval_is_identity",
-    "backward_uses_forward_mask",
-    "dropped_negative_sign",
-    "counters_match_output",
-    "rate_one_drops_everything",
-    "rate_one",
-    "invalid_rate_refused",
-    "per_position_uniformity",
-    "successive_calls_independent",
-    "long_range_independent",
-    "neighbours_independent",
-    "reseeded_masks_reproducible",
-    "seeded_masks_reproducible",
-];
-
-/// The records of the battery of the other train-only layers, in order.
-const NOISE_CHECKS: [&str; 22] = [
-    "eval_identity_bits",
-    "eval_identity_bits",
-    "eval_identity_bits",
-    "eval_identity_bits",
-    "gaussian_noise_mean",
-    "gaussian_noise_variance",
-    "gaussian_noise_ks",
-    "gaussian_dropout_mean",
-    "gaussian_dropout_variance",
-    "gaussian_dropout_ks",
-    "alpha_dropout_values_exact",
-    "alpha_dropout_drop_rate",
-    "alpha_dropout_mean",
-    "alpha_dropout_variance",
-    "spatial_whole_channels",
-    "spatial_channel_drop_rate",
-    "spatial_whole_channels",
-    "spatial_channel_drop_rate",
-    "noise_layer_active_in_frozen_fit",
-    "noise_layer_active_in_frozen_fit",
-    "noise_layer_active_in_frozen_fit",
-    "noise_layer_active_in_frozen_fit",
-];
+/// Every check of `battery` ran on the case: each record it declares (but
+/// the optional ones) is among `reports`, and no other record is; an empty or
+/// shortened battery would pass vacuously.
+fn every_check_ran(records: &[RecordSpec], reports: &[CheckReport]) -> Result<(), TestCaseError> {
+    for spec in records.iter().filter(|r| !r.optional) {
+        prop_assert!(
+            reports.iter().any(|r| r.check == spec.id),
+            "no {} record",
+            spec.id
+        );
+    }
+    for r in reports {
+        prop_assert!(
+            records.iter().any(|s| s.id == r.check),
+            "{} is no record of the battery",
+            r.check
+        );
+    }
+    Ok(())
+}
 
 proptest! {
     #![proptest_config(common::config(256))]
@@ -75,13 +50,7 @@ proptest! {
     #[test]
     fn dropout_battery_passes(case in cases()) {
         let reports = dropout_battery(&CoreDropout, &case, DEFAULT_ALPHA);
-        // Every check ran: an empty or shortened battery would pass vacuously.
-        let mut expected = DROPOUT_CHECKS.to_vec();
-        if case.shape.len() >= 2 && case.shape[1] > 1 {
-            expected.push("noise_shape_cells_shared");
-        }
-        let ran: Vec<&str> = reports.iter().map(|r| r.check.as_str()).collect();
-        prop_assert_eq!(ran, expected);
+        every_check_ran(&battery::dropout().records(), &reports)?;
         for r in &reports {
             prop_assert!(r.pass, "{}", r.line());
             prop_assert!(r.alpha.is_none() || r.detectable.is_some(), "no power stated: {}", r.line());
@@ -90,9 +59,11 @@ proptest! {
 
     #[test]
     fn noise_battery_passes(case in cases()) {
-        let reports = noise_battery(&case, DEFAULT_ALPHA).unwrap();
-        let ran: Vec<&str> = reports.iter().map(|r| r.check.as_str()).collect();
-        prop_assert_eq!(ran, NOISE_CHECKS);
+        let mut reports = noise_battery(&CoreNoise, &case, DEFAULT_ALPHA);
+        every_check_ran(&battery::noise().records(), &reports)?;
+        let core = core_noise_battery(&case, DEFAULT_ALPHA);
+        every_check_ran(&battery::core_noise().records(), &core)?;
+        reports.extend(core);
         for r in &reports {
             prop_assert!(r.pass, "{}", r.line());
             prop_assert!(r.alpha.is_none() || r.detectable.is_some(), "no power stated: {}", r.line());
@@ -183,4 +154,45 @@ fn a_dropout_observer_sees_each_call_until_removed() {
     layer.set_observer(None);
     layer.forward(x, ForwardCtx::top(Phase::Train)).unwrap();
     assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+/// A planted bug that shows on every shape (survivors left unscaled) is
+/// reported at a small case: the failing case shrinks to at most 2 axes of at
+/// most 8 elements, whatever large case first found it.
+#[test]
+fn a_planted_bug_is_reported_at_a_small_case() {
+    use nncheck::check::dropout::survivors::check_train_call_exact;
+    use nncheck::check::inputs::positive_input;
+    use nncheck::check::DropoutLike;
+
+    /// nncheck's dropout with its survivors left unscaled.
+    struct Unscaled(Dropout<f32>);
+    impl DropoutLike<f32> for Unscaled {
+        fn rate(&self) -> f64 {
+            self.0.rate()
+        }
+        fn run(&mut self, x: ArrayD<f32>, phase: Phase) -> nncheck::check::Result<ArrayD<f32>> {
+            let kept = self.0.apply(ArrayD::ones(x.raw_dim()), phase)?;
+            Ok(x * kept.mapv(|k| if k == 0.0 { 0.0 } else { 1.0 }))
+        }
+    }
+    let config = proptest::test_runner::Config {
+        // A planted failure is not a regression to replay.
+        failure_persistence: None,
+        ..common::config(256)
+    };
+    let found = TestRunner::new(config).run(&cases(), |case| {
+        let mut layer = Unscaled(Dropout::new(case.rate).unwrap().with_seed(case.seed));
+        let x = positive_input(&case.shape, case.seed);
+        let r = check_train_call_exact("planted", &mut layer, &x);
+        prop_assert!(r.pass, "{}", r.line());
+        Ok(())
+    });
+    match found {
+        Err(TestError::Fail(_, minimal)) => assert!(
+            minimal.shape.len() <= 2 && minimal.shape.iter().all(|&d| d <= 8),
+            "the reported case is not small: {minimal:?}"
+        ),
+        other => panic!("the planted bug was not found: {other:?}"),
+    }
 }

@@ -1,28 +1,28 @@
 //! SPEC §3–§5 over generated optimizers, weight decays, epochs, batch sizes,
 //! rates and seeds: both training batteries on the core
-//! (`nncheck::check::battery::{training_battery, core_training_battery}`) must
-//! pass on every case, drawn by
-//! the generator `nncheck verify` uses (`TrainingCase::generate`).
+//! (`nncheck::check::run::battery::{training_battery, core_training_battery}`)
+//! must pass on every case, drawn by the generator `nncheck verify` uses
+//! (`TrainingCase::generate`), through the strategy that shrinks it.
 
 mod common;
 
-use nncheck::check::battery::{core_training_battery, training_battery};
-use nncheck::check::cases::{OptimizerKind, TrainingCase};
-use nncheck::check::model_subject::CoreModel;
+use nncheck::check::run::battery::{core_training_battery, training_battery};
+use nncheck::check::run::cases::{OptimizerKind, TrainingCase};
+use nncheck::check::subjects::model::CoreModel;
 use nncheck::check::CheckReport;
 
 /// Both training batteries on the core: the one every model subject runs and
 /// the one that reads the core's internals.
 fn core_reports(case: &TrainingCase) -> Vec<CheckReport> {
     let mut reports = training_battery(&CoreModel, case);
-    reports.extend(core_training_battery(case).unwrap());
+    reports.extend(core_training_battery(case));
     reports
 }
 use proptest::prelude::*;
 
-/// Cases as `nncheck verify` draws them; proptest shrinks the seed that drew one.
-fn cases() -> impl Strategy<Value = TrainingCase> {
-    any::<u64>().prop_map(|s| TrainingCase::generate(&mut nncheck::rng::chacha(s)))
+/// Cases as `nncheck verify` draws them, shrinking toward short runs.
+fn cases() -> nncheck::check::run::strategy::CaseStrategy<TrainingCase> {
+    nncheck::check::run::strategy::cases()
 }
 
 proptest! {
@@ -60,9 +60,9 @@ fn momentum_at_batch_size_one_under_heavy_dropout_passes() {
 /// frozen model stays frozen, and it is not listed in `trainable_weights`.
 #[test]
 fn a_trainable_layer_inside_a_frozen_model_stays_frozen() {
-    use nncheck::check::battery::base_model;
-    use nncheck::check::frozen::check_frozen_weights_unchanged;
-    use nncheck::check::snapshot::ModelSnapshot;
+    use nncheck::check::training::core::base_model;
+    use nncheck::check::training::frozen::check_frozen_weights_unchanged;
+    use nncheck::check::training::snapshot::ModelSnapshot;
     use nncheck::{Dense, FitConfig, Layer, Loss, Sequential};
 
     let mut model = Sequential::new("model")
@@ -114,20 +114,13 @@ fn a_trainable_layer_inside_a_frozen_model_stays_frozen() {
 /// nothing would pass every case above vacuously.
 #[test]
 fn the_core_training_battery_runs_each_of_its_checks() {
-    const CORE_TRAINING_CHECKS: [&str; 10] = [
-        "freeze_is_recursive",
-        "frozen_weights_unchanged",
-        "frozen_optimizer_slots_unchanged",
-        "trainable_weights_changed",
-        "frozen_model_dropout_active_in_fit",
-        "dropout_inactive_in_predict_evaluate",
-        "frozen_batchnorm_inference_mode",
-        "predict_deterministic",
-        "gradient_passes_frozen_layer",
-        "pin_stays_in_subtree",
-    ];
     let case = TrainingCase::generate(&mut nncheck::rng::chacha(7));
-    let reports = core_training_battery(&case).unwrap();
+    let reports = core_training_battery(&case);
     let ran: Vec<&str> = reports.iter().map(|r| r.check.as_str()).collect();
-    assert_eq!(ran, CORE_TRAINING_CHECKS);
+    let listed: Vec<&str> = nncheck::check::run::battery::core_training()
+        .records()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ran, listed);
 }

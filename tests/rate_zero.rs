@@ -9,8 +9,8 @@
 //! count the call.
 
 use ndarray::ArrayD;
-use nncheck::check::noise::special_values_f32;
-use nncheck::check::observed::Observed;
+use nncheck::check::noise::eval_identity::special_values_f32;
+use nncheck::check::subjects::observed::Observed;
 use nncheck::phase::ForwardCtx;
 use nncheck::{
     AlphaDropout, DataFormat, Dropout, GaussianDropout, GaussianNoise, Layer, Phase, SpatialDropout,

@@ -14,7 +14,7 @@
 mod masked_dropout;
 
 use masked_dropout::{Flaw, MaskedSubject, Scaling};
-use nncheck::check::scale_recipe::{RecipeAudit, ScaleRecipe};
+use nncheck::check::dropout::scale_recipe::{RecipeAudit, ScaleRecipe};
 use nncheck::check::{CheckReport, Verdict};
 
 const SPEC: MaskedSubject = MaskedSubject {
@@ -120,7 +120,7 @@ fn the_core_follows_specs_recipe_at_every_rate() {
         let mut layer = nncheck::Dropout::<f32>::new(rate)
             .unwrap()
             .with_seed(u64::from(i as u32));
-        let audit = nncheck::check::dropout::audit_train_call(&mut layer, &x).unwrap();
+        let audit = nncheck::check::dropout::survivors::audit_train_call(&mut layer, &x).unwrap();
         assert!(
             audit.kept > 0 && audit.violations == 0,
             "rate {rate}: {audit:?}"

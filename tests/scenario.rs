@@ -51,7 +51,7 @@ fn the_same_seed_gives_the_same_report() {
     assert_eq!(a.history, b.history);
 }
 
-#[path = "common/unscaled_dropout.rs"]
+#[path = "twins/unscaled.rs"]
 mod unscaled_dropout;
 
 /// The report can fail: with a dropout that forgets the survivor scale at every
@@ -95,16 +95,18 @@ fn the_report_fails_with_a_dropout_active_in_eval() {
             Some(s) => d.with_seed(s),
             None => d,
         };
-        Ok(Box::new(nncheck::check::observed::Observed::with_forward(
-            Box::new(d),
-            Box::new(|layer, x, ctx| {
-                let train = nncheck::phase::ForwardCtx {
-                    phase: nncheck::Phase::Train,
-                    ..ctx
-                };
-                layer.forward(x, train)
-            }),
-        )))
+        Ok(Box::new(
+            nncheck::check::subjects::observed::Observed::with_forward(
+                Box::new(d),
+                Box::new(|layer, x, ctx| {
+                    let train = nncheck::phase::ForwardCtx {
+                        phase: nncheck::Phase::Train,
+                        ..ctx
+                    };
+                    layer.forward(x, train)
+                }),
+            ),
+        ))
     };
     let outcome = nncheck::scenario::run_with(&cfg, &active).unwrap();
     let failed: Vec<&str> = outcome

@@ -50,7 +50,7 @@ mod common;
 mod reference_model;
 
 use ndarray::{ArrayD, Axis};
-use nncheck::check::snapshot::ModelSnapshot;
+use nncheck::check::training::snapshot::ModelSnapshot;
 use nncheck::optim::{Adam, Optimizer, Sgd, SlotState};
 use nncheck::tensor::bits_equal;
 use nncheck::{

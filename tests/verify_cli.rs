@@ -167,43 +167,48 @@ fn conform_json_has_a_verdict_for_every_row_and_subject() {
     }
     let rows = board["rows"].as_array().unwrap();
     assert!(rows.len() >= 20, "{} rows", rows.len());
-    let question = rows
-        .iter()
-        .find(|r| r["check"] == "frozen_model_dropout_active_in_fit")
-        .expect("the question's row");
-    for row in rows {
-        let cells = row["cells"].as_array().unwrap();
-        assert_eq!(cells.len(), subjects.len());
-        // nncheck's column: every row present, and passed (a convention: SPEC's).
-        let core = &cells[0];
-        assert!(
-            core["verdict"] == "pass" || core["verdict"]["convention"] == true,
-            "nncheck on {}: {core}",
-            row["check"]
-        );
-        // A subject runs a row if it runs that battery at all: the model
-        // subjects are the ones with a cell in the question's row.
-        let is_model_row = row["check"].as_str().unwrap().contains("frozen")
-            || [
-                "trainable_weights_changed",
-                "freeze_is_recursive",
-                "gradient_passes_frozen_layer",
-                "unfreeze_takes_effect_without_recompile",
-                "inference_deterministic",
-                "only_steps_change_weights",
-            ]
-            .contains(&row["check"].as_str().unwrap());
-        for (i, cell) in cells.iter().enumerate() {
-            let runs_models = !question["cells"][i].is_null();
-            if is_model_row == runs_models && row["check"] != "rate_one_drops_everything" {
+    assert!(
+        rows.iter()
+            .any(|r| r["check"] == "frozen_model_dropout_active_in_fit"),
+        "the question's row"
+    );
+    // A subject runs a battery whole: where it has a verdict on one of the
+    // battery's rows it has one on every row the battery always produces.
+    use nncheck::check::run::battery;
+    for records in [
+        battery::dropout().records(),
+        battery::noise().records(),
+        battery::model().records(),
+    ] {
+        let battery_rows: Vec<_> = rows
+            .iter()
+            .filter(|r| records.iter().any(|spec| r["check"] == spec.id))
+            .collect();
+        let always = |row: &serde_json::Value| {
+            records
+                .iter()
+                .any(|spec| row["check"] == spec.id && !spec.optional)
+        };
+        for (i, subject) in subjects.iter().enumerate() {
+            let runs = battery_rows.iter().any(|r| !r["cells"][i].is_null());
+            for row in battery_rows.iter().filter(|r| always(r)) {
                 assert!(
-                    !cell.is_null(),
-                    "{} has no verdict on {}",
-                    subjects[i],
+                    !runs || !row["cells"][i].is_null(),
+                    "{subject} runs the battery of {} but has no verdict on it",
                     row["check"]
                 );
             }
         }
+    }
+    // nncheck's own subjects run every battery.
+    for row in rows {
+        let core = &row["cells"][0];
+        let optional = row["check"] == "rate_one_drops_everything";
+        assert!(
+            optional || !core.is_null(),
+            "nncheck has no verdict on {}",
+            row["check"]
+        );
     }
 }
 
@@ -274,7 +279,7 @@ fn conform_meets_its_expectations_and_an_edited_one_fails_by_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("(no such framework / *) matches no record"),
+        err.contains("(no such framework / *) decides no record"),
         "{err}"
     );
     std::fs::remove_dir_all(&dir).ok();

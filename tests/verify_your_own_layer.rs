@@ -1,19 +1,19 @@
 //! The README's "Verify your own layer", as it runs: a dropout and a model that
 //! are not nncheck's, wired in as subjects and checked from ordinary tests.
 //!
-//! The code between the `README:` markers is quoted verbatim in the README
-//! (the last test here holds the two to each other), and so is the failing
-//! verdict a slightly wrong dropout gets.
+//! The code between the `README:` markers is quoted verbatim, the dropout in
+//! the README and the model in `docs/VERIFY_YOUR_MODEL.md` (the last test here
+//! holds them to each other), and so are the verdicts a dropout that rounds
+//! its scale another way and a slightly wrong one get.
 
 use ndarray::{Array2, ArrayD, Axis, Ix2};
-use nncheck::check::model_subject::{ModelSpec, ModelSubject, Part, TrainableModel};
-use nncheck::check::{unsupported, Capability};
+use nncheck::check::{ModelSpec, ModelSubject, OptimizerKind, Part, TrainableModel};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 // README: dropout begin
-use nncheck::check::{BoxedDropout, DropoutLike, DropoutSubject};
-use nncheck::{Phase, Result};
+use nncheck::check::{BoxedDropout, Capabilities, Capability, DropoutLike, DropoutSubject, Result};
+use nncheck::Phase;
 
 /// Your dropout: drops each unit with probability `rate`, scales the rest.
 struct MyDropout {
@@ -46,6 +46,11 @@ struct Mine;
 impl DropoutSubject for Mine {
     fn name(&self) -> String {
         "my dropout".into()
+    }
+    /// Beyond a forward pass it can only be seeded when built: the rows that
+    /// need a backward pass, reseeding, counters... say N/A and name it.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::of(&[Capability::SeedAtBuild])
     }
     fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
         let scale = (1.0 / (1.0 - rate)) as f32;
@@ -89,11 +94,13 @@ impl ModelSubject for MyModels {
     fn name(&self) -> String {
         "my model".into()
     }
+    /// Plain SGD, no BatchNorm: the base is built without it, and the cases
+    /// that need another optimizer are N/A.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::of(&[Capability::Optimizer(OptimizerKind::Sgd)])
+    }
     fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>> {
-        if spec.batch_norm {
-            return unsupported(Capability::BatchNorm); // rows run without it
-        }
-        Ok(Box::new(MyModel::new(spec)?))
+        Ok(Box::new(MyModel::new(spec)))
     }
 }
 
@@ -129,10 +136,7 @@ fn as_matrix(a: &ArrayD<f32>) -> Array2<f32> {
 }
 
 impl MyModel {
-    fn new(spec: &ModelSpec) -> Result<Self> {
-        if spec.optimizer != nncheck::check::cases::OptimizerKind::Sgd || spec.weight_decay != 0.0 {
-            return unsupported(Capability::Optimizer("other than plain SGD"));
-        }
+    fn new(spec: &ModelSpec) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
         let mut dense = |inputs: usize, outputs: usize| {
             let limit = (6.0 / (inputs + outputs) as f32).sqrt();
@@ -141,14 +145,14 @@ impl MyModel {
             (w, Array2::zeros((1, outputs)))
         };
         let layers = [dense(6, 16), dense(16, 8), dense(8, 1)];
-        Ok(MyModel {
+        MyModel {
             layers,
             rate: spec.rate,
             learning_rate: spec.learning_rate as f32,
             base_trainable: true,
             head_trainable: true,
             rng: ChaCha8Rng::seed_from_u64(spec.seed ^ 1),
-        })
+        }
     }
 
     fn run(&mut self, x: Array2<f32>, train: bool) -> Trace {
@@ -252,6 +256,9 @@ impl DropoutSubject for ScaleInF32 {
     fn name(&self) -> String {
         "my dropout".into()
     }
+    fn capabilities(&self) -> Capabilities {
+        Mine.capabilities()
+    }
     fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
         let scale = 1.0 / (1.0 - rate as f32);
         let rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or(0));
@@ -268,6 +275,9 @@ impl DropoutSubject for ScaleByInverseRate {
     fn name(&self) -> String {
         "my dropout".into()
     }
+    fn capabilities(&self) -> Capabilities {
+        Mine.capabilities()
+    }
     fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
         let scale = (1.0 / rate) as f32;
         let rng = ChaCha8Rng::seed_from_u64(seed.unwrap_or(0));
@@ -281,8 +291,8 @@ fn readme() -> String {
 }
 
 /// The readme's case: rate 0.6 on `[100, 1000]`, seed 7.
-fn readme_case() -> nncheck::check::cases::DropoutCase {
-    nncheck::check::cases::DropoutCase {
+fn readme_case() -> nncheck::check::run::cases::DropoutCase {
+    nncheck::check::run::cases::DropoutCase {
         rate: 0.6,
         shape: vec![100, 1000],
         seed: 7,
@@ -291,7 +301,7 @@ fn readme_case() -> nncheck::check::cases::DropoutCase {
 
 #[test]
 fn a_scale_rounded_in_f32_is_a_convention_not_a_failure() {
-    let reports = nncheck::check::battery::dropout_battery(
+    let reports = nncheck::check::run::battery::dropout_battery(
         &ScaleInF32,
         &readme_case(),
         nncheck::check::stats::DEFAULT_ALPHA,
@@ -316,7 +326,7 @@ fn a_scale_rounded_in_f32_is_a_convention_not_a_failure() {
 
 #[test]
 fn a_scale_of_one_over_the_rate_fails_as_the_readme_shows() {
-    let reports = nncheck::check::battery::dropout_battery(
+    let reports = nncheck::check::run::battery::dropout_battery(
         &ScaleByInverseRate,
         &readme_case(),
         nncheck::check::stats::DEFAULT_ALPHA,
@@ -342,15 +352,23 @@ fn a_scale_of_one_over_the_rate_fails_as_the_readme_shows() {
 fn the_readme_quotes_this_file() {
     let source = include_str!("verify_your_own_layer.rs");
     let readme = readme();
-    for part in ["dropout", "model"] {
+    let model_page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/VERIFY_YOUR_MODEL.md"
+    ))
+    .expect("docs/VERIFY_YOUR_MODEL.md is readable");
+    for (part, doc, name) in [
+        ("dropout", &readme, "README.md"),
+        ("model", &model_page, "docs/VERIFY_YOUR_MODEL.md"),
+    ] {
         let begin = format!("// README: {part} begin\n");
         let end = format!("// README: {part} end\n");
         let start = source.find(&begin).expect("begin marker") + begin.len();
         let stop = source.find(&end).expect("end marker");
         let quoted = &source[start..stop];
         assert!(
-            readme.contains(quoted),
-            "README.md does not quote the {part} part of tests/verify_your_own_layer.rs verbatim"
+            doc.contains(quoted),
+            "{name} does not quote the {part} part of tests/verify_your_own_layer.rs verbatim"
         );
     }
 }

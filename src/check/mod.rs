@@ -2,36 +2,44 @@
 //!
 //! Tests assert on these verdicts, the main job, `nncheck verify` and `nncheck
 //! conform` print them; nothing is checked in two different ways. Checks are
-//! written against small traits, the subjects under test ([`DropoutSubject`]
-//! and [`DropoutLike`] for dropout, [`model_subject::ModelSubject`] for a
-//! trainable model), so that another implementation, or a deliberately broken
-//! one, runs through the very same checks as nncheck's own core.
+//! written against small traits, the subjects under test ([`subjects`]), so
+//! that another implementation, or a deliberately broken one, runs through the
+//! very same checks as nncheck's own core.
+//!
+//! Every check declares itself as a value ([`registry::Check`]: its records,
+//! the capabilities it needs, how it judges, how to run it) beside its
+//! function, and the batteries are lists of those values:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`subjects`] | the subject API: dropout, noise layer and model subjects, nncheck's own core as the first of each |
+//! | [`capability`], [`error`] | what a subject can do, and how it fails |
+//! | [`dropout`] | the checks of SPEC §2 |
+//! | [`noise`] | the checks of SPEC §2b |
+//! | [`training`] | the checks of SPEC §3–§5 |
+//! | [`stats`] | binomial regions, chi-squared, normal and Kolmogorov–Smirnov tests |
+//! | [`run`] | cases, batteries, `verify`, sweeps, expectations |
+//! | [`registry`], [`report`], [`inputs`] | the check value, the record, the audit inputs |
 
-pub mod alpha_dropout;
-pub mod batch_norm;
-pub mod battery;
-pub mod cases;
-pub mod conventions;
-pub mod determinism;
+pub mod capability;
 pub mod dropout;
-pub mod frozen;
-pub mod frozen_subject;
+pub mod error;
 pub mod inputs;
-pub mod model_subject;
 pub mod noise;
-pub mod noise_in_frozen_fit;
-pub mod observed;
-pub mod phase;
+pub mod optimizer;
+pub mod registry;
 pub mod report;
-pub mod scale_recipe;
-pub mod seeding;
-pub mod snapshot;
-pub mod spatial_dropout;
+pub mod run;
 pub mod stats;
-pub mod subject;
-pub mod verify;
+pub mod subjects;
+pub mod training;
 
+pub use capability::{Capabilities, Capability};
+pub use error::{catching, unsupported, Error, Result};
+pub use optimizer::OptimizerKind;
+pub use registry::{Check, Judged, RecordSpec, Settings};
 pub use report::{all_pass, no_failures, CheckReport, RecordKind, Verdict};
-pub use subject::{
-    unsupported, BoxedDropout, Capability, CoreDropout, DropoutLike, DropoutSubject, LayerAsDropout,
+pub use subjects::{
+    BoxedDropout, CoreDropout, CoreModel, CoreNoise, CoreTrainable, DropoutLike, DropoutSubject,
+    LayerAsDropout, ModelSpec, ModelSubject, NoiseKind, NoiseSubject, Part, TrainableModel,
 };

@@ -10,7 +10,7 @@
 //! treats a case where frameworks legitimately differ, such as the sign of a
 //! dropped negative), reported apart from correctness.
 
-use crate::error::Error;
+use super::error::Error;
 use serde::Serialize;
 
 /// Whether a record judges correctness or reports a convention.
@@ -62,6 +62,16 @@ impl Verdict {
             Verdict::Convention(false) => 3,
             Verdict::Fail => 4,
         }
+    }
+
+    /// The first of `records` with the worst verdict: where every record has
+    /// the same verdict, the first speaks for all of them.
+    pub fn worst<'a>(
+        records: impl IntoIterator<Item = &'a CheckReport>,
+    ) -> Option<&'a CheckReport> {
+        records
+            .into_iter()
+            .min_by_key(|r| std::cmp::Reverse(r.verdict().severity()))
     }
 }
 
@@ -134,6 +144,22 @@ impl CheckReport {
                 subject,
                 format!("the subject has no {capability}"),
                 format!("a subject with {capability}"),
+                false,
+            )
+        }
+    }
+
+    /// A record with no verdict of its own because another record of the same
+    /// call has one (`reason` says which): shown as not applicable, so one
+    /// failure is reported once.
+    pub fn not_judged(check: &str, subject: &str, reason: &str) -> Self {
+        CheckReport {
+            not_applicable: Some(reason.into()),
+            ..Self::exact(
+                check,
+                subject,
+                format!("not judged: {reason}"),
+                "a verdict of its own".into(),
                 false,
             )
         }

@@ -6,29 +6,31 @@
 //! adapters for other frameworks, each behind a cargo feature, follow:
 //! candle-nn 0.11 (feature `candle`) and burn 0.22 on its ndarray backend
 //! (feature `burn`). `nncheck conform` runs every subject compiled in through
-//! the same batteries as `nncheck verify` ([`crate::check::battery`]) and prints
+//! the same batteries as `nncheck verify` ([`crate::check::run::battery`]) and prints
 //! one row per invariant, one column per subject.
 
-pub mod expect;
 pub mod macros;
 pub mod scoreboard;
-pub mod sweep;
 
 #[cfg(feature = "burn")]
 pub mod burn;
 #[cfg(feature = "candle")]
 pub mod candle;
 
+pub use crate::check::run::expect;
+pub use crate::check::run::{OptimizerCase, Sweep};
 pub use scoreboard::{Cell, Record, Row, Scoreboard};
-pub use sweep::{OptimizerCase, Sweep};
 
-use crate::check::model_subject::{CoreModel, ModelSubject};
-use crate::check::subject::{CoreDropout, DropoutSubject};
+use crate::check::subjects::{
+    CoreDropout, CoreModel, CoreNoise, DropoutSubject, ModelSubject, NoiseSubject,
+};
 
 /// The subjects a scoreboard runs.
 pub struct Subjects {
     /// Dropout implementations, nncheck's first.
     pub dropout: Vec<Box<dyn DropoutSubject>>,
+    /// Implementations of the other train-only layers, nncheck's first.
+    pub noise: Vec<Box<dyn NoiseSubject>>,
     /// Trainable-model implementations, nncheck's first.
     pub models: Vec<Box<dyn ModelSubject>>,
 }
@@ -39,6 +41,10 @@ impl std::fmt::Debug for Subjects {
             .field(
                 "dropout",
                 &self.dropout.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field(
+                "noise",
+                &self.noise.iter().map(|s| s.name()).collect::<Vec<_>>(),
             )
             .field(
                 "models",
@@ -53,6 +59,7 @@ pub fn compiled_subjects() -> Subjects {
     #[allow(unused_mut)]
     let mut subjects = Subjects {
         dropout: vec![Box::new(CoreDropout)],
+        noise: vec![Box::new(CoreNoise)],
         models: vec![Box::new(CoreModel)],
     };
     #[cfg(feature = "candle")]

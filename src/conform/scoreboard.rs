@@ -3,9 +3,10 @@
 //! figure; led by the answer to the question the project exists for, measured
 //! per framework.
 
-use crate::check::battery::{dropout_battery, training_battery};
 use crate::check::report::{CheckReport, RecordKind, Verdict};
-use crate::check::verify::Case;
+use crate::check::run::battery::Batteries;
+use crate::check::run::verify::Case;
+use crate::check::Settings;
 use serde::Serialize;
 
 use super::{Subjects, Sweep};
@@ -58,12 +59,12 @@ impl Cell {
         format!("{}: {}", self.tag(), self.observed)
     }
 
-    /// The verdict's word, with how many cases have it where not all do:
-    /// `PASS`, `CONV (12 of 28 cases)`.
+    /// The verdict's word, with how many records have it where not all do:
+    /// `PASS`, `CONV (12 of 28 records)`.
     pub fn tag(&self) -> String {
         let tag = self.verdict.tag();
         if self.worst < self.records {
-            format!("{tag} ({} of {} cases)", self.worst, self.records)
+            format!("{tag} ({} of {} records)", self.worst, self.records)
         } else {
             tag.to_string()
         }
@@ -102,7 +103,18 @@ pub struct Scoreboard {
 impl Scoreboard {
     /// Runs every subject through the batteries over every case of `sweep`.
     /// `progress` is told each subject's name before it runs.
-    pub fn run(subjects: &Subjects, sweep: &Sweep, mut progress: impl FnMut(&str)) -> Self {
+    pub fn run(subjects: &Subjects, sweep: &Sweep, progress: impl FnMut(&str)) -> Self {
+        Self::run_with(subjects, sweep, &Batteries::default(), progress)
+    }
+
+    /// [`Scoreboard::run`] with `batteries` in place of the standard ones: how
+    /// a check of a project's own gets its row.
+    pub fn run_with(
+        subjects: &Subjects,
+        sweep: &Sweep,
+        batteries: &Batteries,
+        mut progress: impl FnMut(&str),
+    ) -> Self {
         let mut records = Vec::new();
         let record = |name: &str, version: &Option<String>, case: &Case, report| Record {
             subject: name.to_string(),
@@ -116,30 +128,33 @@ impl Scoreboard {
             case: case.clone(),
             report,
         };
+        let settings = Settings { alpha: sweep.alpha };
+        let mut add =
+            |name: &str, version: &Option<String>, case: Case, reports: Vec<CheckReport>| {
+                records.extend(reports.into_iter().map(|r| record(name, version, &case, r)));
+            };
         for s in &subjects.dropout {
             let (name, version) = (s.name(), s.version());
             progress(&name);
             for case in sweep.dropout_cases() {
-                let reports = dropout_battery(s.as_ref(), &case, sweep.alpha);
-                let case = Case::Dropout(case);
-                records.extend(
-                    reports
-                        .into_iter()
-                        .map(|r| record(&name, &version, &case, r)),
-                );
+                let reports = batteries.dropout.run(s.as_ref(), &case, &settings);
+                add(&name, &version, Case::Dropout(case), reports);
+            }
+        }
+        for s in &subjects.noise {
+            let (name, version) = (s.name(), s.version());
+            progress(&format!("{name} noise layers"));
+            for case in sweep.noise_cases() {
+                let reports = batteries.noise.run(s.as_ref(), &case, &settings);
+                add(&name, &version, Case::Dropout(case), reports);
             }
         }
         for s in &subjects.models {
             let (name, version) = (s.name(), s.version());
             progress(&name);
             for case in sweep.training_cases() {
-                let reports = training_battery(s.as_ref(), &case);
-                let case = Case::Training(case);
-                records.extend(
-                    reports
-                        .into_iter()
-                        .map(|r| record(&name, &version, &case, r)),
-                );
+                let reports = batteries.model.run(s.as_ref(), &case, &settings);
+                add(&name, &version, Case::Training(case), reports);
             }
         }
         let not_compiled = super::missing_adapters()
@@ -180,9 +195,7 @@ impl Scoreboard {
                             .collect();
                         // The first record of the worst verdict: where every case passed,
                         // the first (main) case speaks for the row.
-                        let worst = mine
-                            .iter()
-                            .min_by_key(|r| std::cmp::Reverse(r.verdict().severity()))?;
+                        let worst = Verdict::worst(mine.iter().copied())?;
                         let verdict = worst.verdict();
                         Some(Cell {
                             worst: mine.iter().filter(|r| r.verdict() == verdict).count(),

@@ -6,8 +6,8 @@
 //! model the wrapper ([`Observed`]) is its inner layer: same name, path, weights
 //! and random state.
 
-use crate::check::dropout::SurvivorAudit;
-use crate::check::observed::Observed;
+use crate::check::dropout::survivors::SurvivorAudit;
+use crate::check::subjects::observed::Observed;
 use crate::layer::Layer;
 use crate::phase::Phase;
 use ndarray::ArrayD;

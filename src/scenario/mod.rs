@@ -16,16 +16,18 @@ mod text;
 
 pub use text::render;
 
-use crate::check::dropout::{
-    check_drop_rate, check_eval_identity, check_predict_dropout_identity, check_train_call_exact,
-};
-use crate::check::frozen::{check_frozen_weights_unchanged, check_trainable_weights_changed};
-use crate::check::noise_in_frozen_fit::check_noise_layer_in_frozen_fit;
-use crate::check::observed::Observed;
-use crate::check::snapshot::ModelSnapshot;
+use crate::check::dropout::identity::{check_eval_identity, check_predict_dropout_identity};
+use crate::check::dropout::rate::check_drop_rate;
+use crate::check::dropout::survivors::check_train_call_exact;
+use crate::check::noise::in_frozen_fit::check_noise_layer_in_frozen_fit;
 use crate::check::stats::DEFAULT_ALPHA;
+use crate::check::subjects::observed::Observed;
+use crate::check::training::frozen::{
+    check_frozen_weights_unchanged, check_trainable_weights_changed,
+};
+use crate::check::training::snapshot::ModelSnapshot;
 use crate::check::CheckReport;
-use crate::check::{DropoutLike, LayerAsDropout};
+use crate::check::LayerAsDropout;
 use crate::error::Result;
 use crate::fit::{FitConfig, History};
 use crate::layer::Layer;
@@ -38,7 +40,7 @@ use crate::model::graph::Functional;
 use crate::model::sequential::Sequential;
 use crate::model::Model;
 use crate::optim::Adam;
-use crate::phase::Phase;
+use crate::phase::{ForwardCtx, Phase};
 use crate::rng::{chacha, SeedSequence};
 use audited::{audited as audit_of, DropoutAudit, SharedAudit};
 use ndarray::ArrayD;
@@ -259,6 +261,7 @@ pub fn run_with(cfg: &ScenarioConfig, make: &DropoutFactory) -> Result<ScenarioO
     for (path, audit) in &audits {
         let audit = audit.lock().expect("observer lock").train;
         reports.push(audit.report(path, cfg.rate));
+        reports.push(audit.recipes.convention(path, cfg.rate));
         // Inputs that are nonzero decide drop or keep unambiguously and are independent of the mask.
         reports.push(check_drop_rate(
             &format!("{path} (audited)"),
@@ -282,23 +285,23 @@ pub fn run_with(cfg: &ScenarioConfig, make: &DropoutFactory) -> Result<ScenarioO
 
     // 5. The toy from the question: ones(1, 10) through Dropout(rate).
     let ones = ArrayD::<f32>::ones(vec![1, 10]);
-    let toy_layer = || -> Result<LayerAsDropout> {
+    let toy_layer = || -> Result<Box<dyn Layer<f32>>> {
         let mut layer = make(cfg.rate, Some(cfg.seed))?;
         layer.build(&[10], &mut SeedSequence::new(Some(cfg.seed)))?;
-        Ok(LayerAsDropout::new(layer, cfg.rate))
+        Ok(layer)
     };
     let mut toy = toy_layer()?;
     let toy_train = toy
-        .run(ones.clone(), Phase::Train)?
+        .forward(ones.clone(), ForwardCtx::top(Phase::Train))?
         .iter()
         .copied()
         .collect();
     let toy_eval = toy
-        .run(ones.clone(), Phase::Eval)?
+        .forward(ones.clone(), ForwardCtx::top(Phase::Eval))?
         .iter()
         .copied()
         .collect();
-    let mut toy = toy_layer()?;
+    let mut toy = LayerAsDropout::new(toy_layer()?, cfg.rate);
     reports.push(check_train_call_exact(
         "toy ones(1,10) train",
         &mut toy,

@@ -9,8 +9,8 @@
 //! were drawn from the subject's own seed.
 
 use ndarray::{ArrayD, Zip};
-use nncheck::check::{BoxedDropout, DropoutLike, DropoutSubject};
-use nncheck::{Phase, Result};
+use nncheck::check::{BoxedDropout, Capabilities, Capability, DropoutLike, DropoutSubject, Result};
+use nncheck::Phase;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -77,9 +77,16 @@ impl DropoutSubject for MaskedSubject {
     fn name(&self) -> String {
         self.name.into()
     }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::of(&[
+            Capability::Backward,
+            Capability::Reseed,
+            Capability::SeedAtBuild,
+        ])
+    }
     fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
         if !(0.0..=1.0).contains(&rate) {
-            return Err(nncheck::Error::InvalidRate { rate });
+            return Err(nncheck::Error::InvalidRate { rate }.into());
         }
         Ok(Box::new(MaskedDropout {
             rate,

@@ -26,7 +26,8 @@
 use super::{any_f32, len_within, FuzzResult, MAX_FUZZ_ELEMENTS};
 use arbitrary::Unstructured;
 use ndarray::{ArrayD, IxDyn};
-use nncheck::check::dropout::{check_eval_identity, check_train_call_exact};
+use nncheck::check::dropout::identity::check_eval_identity;
+use nncheck::check::dropout::survivors::check_train_call_exact;
 use nncheck::check::DropoutLike;
 use nncheck::error::Error;
 use nncheck::layer::Layer;
@@ -205,7 +206,7 @@ impl DropoutLike<f32> for BodyCall<'_> {
     fn rate(&self) -> f64 {
         self.layer.rate()
     }
-    fn run(&mut self, x: ArrayD<f32>, _asked: Phase) -> nncheck::Result<ArrayD<f32>> {
+    fn run(&mut self, x: ArrayD<f32>, _asked: Phase) -> nncheck::check::Result<ArrayD<f32>> {
         let result = if self.use_view {
             self.layer.apply_view(x.view(), self.phase).map(|cow| {
                 if self.phase == Phase::Eval {
@@ -217,9 +218,9 @@ impl DropoutLike<f32> for BodyCall<'_> {
             self.layer.apply(x, self.phase)
         };
         self.output = result.as_ref().ok().cloned();
-        result
+        Ok(result?)
     }
-    fn run_backward(&mut self, dy: ArrayD<f32>) -> nncheck::Result<ArrayD<f32>> {
+    fn run_backward(&mut self, dy: ArrayD<f32>) -> nncheck::check::Result<ArrayD<f32>> {
         Ok(self
             .layer
             .backward(dy, true)?

@@ -26,7 +26,7 @@
 use super::{any_f32, is_non_finite, small_f32, FuzzResult};
 use arbitrary::Unstructured;
 use ndarray::{ArrayD, Axis};
-use nncheck::check::snapshot::ModelSnapshot;
+use nncheck::check::training::snapshot::ModelSnapshot;
 use nncheck::error::{Error, Result};
 use nncheck::fit::FitConfig;
 use nncheck::layer::Layer;

@@ -10,7 +10,7 @@
 //! A body decodes the bytes with [`arbitrary::Unstructured`], drives the public API
 //! and panics only when an invariant is violated (SPEC §2, §3, §5, §7), asserting
 //! through the checks of `nncheck::check` and comparing models through
-//! `nncheck::check::snapshot::ModelSnapshot` where those exist:
+//! `nncheck::check::training::snapshot::ModelSnapshot` where those exist:
 //! - [`dropout`]: invalid configuration gives the typed error; valid configuration
 //!   gives the exact mask, zeros, scale and eval identity of SPEC §2.
 //! - [`model_build`]: any stack or graph is either a typed error or a model whose

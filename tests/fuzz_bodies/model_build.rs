@@ -24,7 +24,7 @@
 use super::{len_within, small_f32, FuzzResult, MAX_FUZZ_ELEMENTS};
 use arbitrary::Unstructured;
 use ndarray::ArrayD;
-use nncheck::check::snapshot::ModelSnapshot;
+use nncheck::check::training::snapshot::ModelSnapshot;
 use nncheck::error::{Error, Result};
 use nncheck::layer::{Layer, WeightKind};
 use nncheck::layers::{BatchNormalization, Dense, Dropout, ReLU};

@@ -3,9 +3,10 @@
 //! the real autodiff input gradient as its backward pass.
 
 use super::{array, eval_device, subject_error, tensor, train_device, NAME};
-use crate::check::conventions::catching;
-use crate::check::subject::{unsupported, BoxedDropout, Capability, DropoutLike, DropoutSubject};
-use crate::error::{Error, Result};
+use crate::check::{
+    catching, unsupported, BoxedDropout, Capabilities, Capability, DropoutLike, DropoutSubject,
+    Result,
+};
 use crate::phase::Phase;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
@@ -16,10 +17,12 @@ use ndarray::ArrayD;
 /// `burn 0.22`.
 ///
 /// burn refuses rates outside `[0, 1)` by panicking in `DropoutConfig::init`;
-/// the panic is returned as [`Error::Subject`] (`panicked: ...`), so rate 1 and
-/// invalid rates are convention findings. It has no per-layer seed: a build
-/// with a seed is [`Capability::Seeding`] not applicable (the battery then
-/// builds unseeded), and `reseed` seeds burn's backend stream. No mask access,
+/// the panic is returned as [`Error::Subject`](crate::check::Error::Subject)
+/// (`panicked: ...`), so rate 1 and invalid rates are convention findings. It
+/// has no per-layer seed, so it does not offer
+/// [`Capability::SeedAtBuild`](crate::check::Capability::SeedAtBuild) (the rows
+/// needing it are not applicable, the others build unseeded), and `reseed`
+/// seeds burn's backend stream. No mask access,
 /// no counters; the mask shows through the backward pass.
 ///
 /// ```
@@ -43,12 +46,18 @@ impl DropoutSubject for BurnDropout {
         Some(super::VERSION.into())
     }
 
+    /// The input gradient by burn's autograd, and reseeding (of burn's one
+    /// process-wide stream); no seed at build, noise shape, mask or counters.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::of(&[Capability::Backward, Capability::Reseed])
+    }
+
     fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
         // The rate first: a rate burn refuses is refused whether or not a seed
         // was asked for.
         let layer = catching(NAME, || Ok(DropoutConfig::new(rate).init()))?;
         if seed.is_some() {
-            return unsupported(Capability::Seeding);
+            return unsupported(Capability::SeedAtBuild);
         }
         Ok(Box::new(BurnDropoutLayer { layer, last: None }))
     }
@@ -80,11 +89,12 @@ fn forward_shaped(layer: &Dropout, x: Tensor<1>, shape: &[usize]) -> Result<Tens
         5 => at::<5>(layer, x, shape),
         6 => at::<6>(layer, x, shape),
         _ => {
-            return Err(Error::ShapeMismatch {
+            return Err(crate::Error::ShapeMismatch {
                 context: format!("{NAME} Dropout input"),
                 expected: "rank 1 to 6".into(),
                 got: shape.to_vec(),
-            })
+            }
+            .into())
         }
     })
 }
@@ -128,16 +138,18 @@ impl DropoutLike<f32> for BurnDropoutLayer {
 
     fn run_backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
         let Some((leaf, y, shape)) = self.last.take() else {
-            return Err(Error::NoForwardCache {
+            return Err(crate::Error::NoForwardCache {
                 layer: format!("{NAME} Dropout"),
-            });
+            }
+            .into());
         };
         if dy.shape() != shape.as_slice() {
-            return Err(Error::ShapeMismatch {
+            return Err(crate::Error::ShapeMismatch {
                 context: format!("{NAME} Dropout backward"),
                 expected: format!("the last train call's shape {shape:?}"),
                 got: dy.shape().to_vec(),
-            });
+            }
+            .into());
         }
         catching(NAME, || {
             let dy = tensor::<1>(&flat(&dy), &train_device())?;

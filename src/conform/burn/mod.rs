@@ -1,7 +1,7 @@
 //! burn 0.22 on its ndarray backend (f32) as a subject: its `Dropout` layer
 //! through [`DropoutSubject`](crate::check::DropoutSubject), and a small model
 //! of burn modules trained the way a burn user trains one through
-//! [`ModelSubject`](crate::check::model_subject::ModelSubject).
+//! [`ModelSubject`](crate::check::ModelSubject).
 //!
 //! Why: burn has two ways to freeze part of a model, and they differ in exactly
 //! the question nncheck exists for. `Module::freeze()` stops the gradients *and*
@@ -23,7 +23,7 @@
 //! - Seeding: burn has no per-layer seed. Its one random stream is the
 //!   backend's, seeded by `Device::seed`, and on ndarray that stream is shared
 //!   by the whole process. A dropout build with a seed is therefore
-//!   [`Capability::Seeding`](crate::check::Capability::Seeding) not applicable,
+//!   [`Capability::SeedAtBuild`](crate::check::Capability::SeedAtBuild) not applicable,
 //!   while `reseed` restarts that shared stream, which is exactly what a burn
 //!   user can do. Anything else drawing from burn in the same process between a
 //!   reseed and the next call changes the masks, so runs that check seeding
@@ -41,7 +41,7 @@ mod model;
 pub use dropout::BurnDropout;
 pub use model::{BurnModel, Freezing};
 
-use crate::error::{Error, Result};
+use crate::check::{Error, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 use ndarray::ArrayD;
 
@@ -78,11 +78,12 @@ fn subject_error(message: impl std::fmt::Display) -> Error {
 /// `x` as a burn tensor of rank `D` on `device`, values in logical order.
 fn tensor<const D: usize>(x: &ArrayD<f32>, device: &Device) -> Result<Tensor<D>> {
     if x.ndim() != D {
-        return Err(Error::ShapeMismatch {
+        return Err(crate::Error::ShapeMismatch {
             context: format!("{NAME} input"),
             expected: format!("rank {D}"),
             got: x.shape().to_vec(),
-        });
+        }
+        .into());
     }
     let data = TensorData::new(x.iter().copied().collect::<Vec<f32>>(), x.shape().to_vec());
     Ok(Tensor::from_data(data, device))

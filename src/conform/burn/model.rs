@@ -4,12 +4,11 @@
 //! `GradientsParams`, `ModuleOptimizer::step`).
 
 use super::{array, eval_device, subject_error, tensor, train_device, NAME};
-use crate::check::cases::OptimizerKind;
-use crate::check::conventions::catching;
-use crate::check::model_subject::{
+use crate::check::subjects::model::{
     ModelSpec, ModelSubject, Part, TrainableModel, BASE_OUTPUTS, FEATURES, HIDDEN,
 };
-use crate::error::Result;
+use crate::check::Result;
+use crate::check::{catching, Capabilities, Capability, OptimizerKind};
 use crate::phase::Phase;
 use crate::rng::{chacha, SeedSequence};
 use burn::module::{Module, Param};
@@ -38,7 +37,7 @@ pub enum Freezing {
 /// burn 0.22's modules (ndarray backend, f32) as a model subject, frozen one of
 /// burn's two ways; named `burn 0.22 freeze()` or `burn 0.22 no_grad()`.
 ///
-/// The model mirrors [`CoreModel`](crate::check::model_subject::CoreModel): a
+/// The model mirrors [`CoreModel`](crate::check::CoreModel): a
 /// base `Linear(FEATURES → HIDDEN)` → `BatchNorm` (when the spec asks) → `Relu`
 /// → `Dropout(rate)` → `Linear(HIDDEN → BASE_OUTPUTS)` under a head
 /// `Linear(BASE_OUTPUTS → 1)`, with burn's own defaults for BatchNorm (momentum
@@ -51,8 +50,7 @@ pub enum Freezing {
 /// tensors private, so that capability is left not applicable.
 ///
 /// ```
-/// use nncheck::check::cases::OptimizerKind;
-/// use nncheck::check::model_subject::{ModelSpec, ModelSubject, Part};
+/// use nncheck::check::{ModelSpec, ModelSubject, OptimizerKind, Part};
 /// use nncheck::conform::burn::{BurnModel, Freezing};
 /// let spec = ModelSpec {
 ///     rate: 0.5, batch_norm: true, optimizer: OptimizerKind::AdamW,
@@ -81,6 +79,13 @@ impl ModelSubject for BurnModel {
             Freezing::Freeze => format!("{NAME} freeze()"),
             Freezing::NoGrad => format!("{NAME} no_grad()"),
         }
+    }
+
+    /// BatchNorm and every optimizer the suite asks for (burn's SGD with
+    /// momentum and Nesterov, Adam and AdamW, each with weight decay); no
+    /// optimizer state access.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::every_optimizer().with(Capability::BatchNorm)
     }
 
     fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>> {

@@ -10,13 +10,14 @@
 //!
 //! candle holds the rate as an `f32` and computes its scale from that `f32`
 //! (`1 / (1 - drop_p as f64)`), so at about a third of the rates in `(0, 1)`
-//! its scale is one ulp from the one the `f64` rate gives. The layer claims the
+//! its scale differs in the last bits from the one the `f64` rate gives. The layer claims the
 //! rate the suite asked for, and the survivor audit names the recipe candle
 //! follows (`x * f32(1/(1-p)), p held in f32`) as a convention, not a failure.
 
 use super::{on_candle, to_array, to_tensor, NAME};
-use crate::check::subject::{unsupported, BoxedDropout, Capability, DropoutLike, DropoutSubject};
-use crate::error::{Error, Result};
+use crate::check::{
+    unsupported, BoxedDropout, Capabilities, Capability, DropoutLike, DropoutSubject, Result,
+};
 use crate::phase::Phase;
 use candle_core::{ModuleT, Tensor, Var};
 use ndarray::ArrayD;
@@ -25,7 +26,7 @@ use ndarray::ArrayD;
 ///
 /// Capabilities: forward in both phases and the real autograd input gradient
 /// of the last train call. No seeding (candle's CPU generator cannot be
-/// seeded: a seeded build answers [`Error::Unsupported`] and the battery builds
+/// seeded: the subject declares no seeding, and the battery builds it
 /// unseeded), no noise shape, no mask access, no counters.
 ///
 /// ```
@@ -49,10 +50,16 @@ impl DropoutSubject for CandleDropout {
         Some(super::VERSION.into())
     }
 
+    /// The input gradient of a train call, by candle's autograd; no seeding
+    /// (`Device::Cpu.set_seed` refuses: "cannot seed the CPU rng with
+    /// set_seed"), no noise shape, no mask, no counters.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::of(&[Capability::Backward])
+    }
+
     fn build(&self, rate: f64, seed: Option<u64>) -> Result<BoxedDropout> {
         if seed.is_some() {
-            // `Device::Cpu.set_seed` refuses: "cannot seed the CPU rng with set_seed".
-            return unsupported(Capability::Seeding);
+            return unsupported(Capability::SeedAtBuild);
         }
         Ok(Box::new(CandleDropoutLayer {
             layer: candle_nn::Dropout::new(rate as f32),
@@ -98,9 +105,10 @@ impl DropoutLike<f32> for CandleDropoutLayer {
     /// input, by candle's autograd.
     fn run_backward(&mut self, dy: ArrayD<f32>) -> Result<ArrayD<f32>> {
         let Some((input, y)) = &self.last_train else {
-            return Err(Error::NoForwardCache {
+            return Err(crate::Error::NoForwardCache {
                 layer: format!("{NAME} Dropout"),
-            });
+            }
+            .into());
         };
         on_candle(|| {
             let grads = (y * to_tensor(&dy)?)?.sum_all()?.backward()?;

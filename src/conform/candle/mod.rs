@@ -1,6 +1,6 @@
 //! candle-nn 0.11 on the CPU (f32) as a subject: its `Dropout` as a
 //! [`DropoutSubject`](crate::check::DropoutSubject) ([`CandleDropout`]) and a
-//! small candle-nn model as a [`ModelSubject`](crate::check::model_subject::ModelSubject)
+//! small candle-nn model as a [`ModelSubject`](crate::check::ModelSubject)
 //! ([`CandleModel`]), so `nncheck conform` measures candle on the same
 //! batteries as nncheck's own core.
 //!
@@ -35,7 +35,7 @@ mod model;
 pub use dropout::CandleDropout;
 pub use model::CandleModel;
 
-use crate::error::{Error, Result};
+use crate::check::{Error, Result};
 use candle_core::{Device, Tensor};
 use ndarray::ArrayD;
 
@@ -59,7 +59,7 @@ fn subject_error(e: candle_core::Error) -> Error {
 
 /// Runs `f` on candle, a candle error or panic becoming [`Error::Subject`].
 fn on_candle<T>(f: impl FnOnce() -> candle_core::Result<T>) -> Result<T> {
-    crate::check::conventions::catching(NAME, || f().map_err(subject_error))
+    crate::check::catching(NAME, || f().map_err(subject_error))
 }
 
 /// An ndarray as a CPU tensor of the same shape, in logical order.

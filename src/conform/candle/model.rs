@@ -10,12 +10,10 @@
 //! the frozen-weights checks measure by how much.
 
 use super::{on_candle, to_array, to_tensor, NAME};
-use crate::check::cases::OptimizerKind;
-use crate::check::model_subject::{
+use crate::check::subjects::model::{
     ModelSpec, ModelSubject, Part, TrainableModel, BASE_OUTPUTS, FEATURES, HIDDEN,
 };
-use crate::check::subject::{unsupported, Capability};
-use crate::error::Result;
+use crate::check::{unsupported, Capabilities, Capability, OptimizerKind, Result};
 use crate::phase::Phase;
 use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
 use candle_nn::{
@@ -67,8 +65,8 @@ const LINEARS: [(&str, usize, usize); 3] = [
 /// - BatchNorm: momentum 0.01 in candle's convention (Keras's 0.99), epsilon
 ///   1e-3.
 /// - Optimizer: candle-nn has plain `SGD` and `AdamW`. SGD is `SGD` at the
-///   spec's learning rate; it has no momentum, Nesterov or weight decay, so
-///   those answer [`Error::Unsupported`](crate::Error::Unsupported). Adam and
+///   spec's learning rate; it has no momentum, Nesterov or weight decay, which
+///   the subject does not declare. Adam and
 ///   AdamW are `AdamW` with betas 0.9 and 0.999, Keras's epsilon 1e-7 and the
 ///   spec's weight decay, which candle applies decoupled, as Keras does for
 ///   both (0 means plain Adam).
@@ -85,8 +83,7 @@ const LINEARS: [(&str, usize, usize); 3] = [
 ///   [`TrainableModel::optimizer_state`] answers not applicable.
 ///
 /// ```
-/// use nncheck::check::cases::OptimizerKind;
-/// use nncheck::check::model_subject::{ModelSpec, ModelSubject, Part};
+/// use nncheck::check::{ModelSpec, ModelSubject, OptimizerKind, Part};
 /// use nncheck::conform::candle::CandleModel;
 /// let spec = ModelSpec {
 ///     rate: 0.5, batch_norm: true, optimizer: OptimizerKind::AdamW,
@@ -108,6 +105,20 @@ impl ModelSubject for CandleModel {
 
     fn version(&self) -> Option<String> {
         Some(super::VERSION.into())
+    }
+
+    /// BatchNorm; plain SGD (without weight decay), Adam and AdamW (candle's
+    /// `AdamW`, with or without decay); no momentum, Nesterov or optimizer
+    /// state access.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::of(&[
+            Capability::BatchNorm,
+            Capability::Optimizer(OptimizerKind::Sgd),
+            Capability::Optimizer(OptimizerKind::Adam),
+            Capability::Optimizer(OptimizerKind::AdamW),
+            Capability::WeightDecay(OptimizerKind::Adam),
+            Capability::WeightDecay(OptimizerKind::AdamW),
+        ])
     }
 
     fn build(&self, spec: &ModelSpec) -> Result<Box<dyn TrainableModel>> {
@@ -137,13 +148,13 @@ impl OptimizerChoice {
     fn of(spec: &ModelSpec) -> Result<Self> {
         match spec.optimizer {
             OptimizerKind::Sgd if spec.weight_decay > 0.0 => {
-                unsupported(Capability::Optimizer("SGD weight decay"))
+                unsupported(Capability::WeightDecay(OptimizerKind::Sgd))
             }
             OptimizerKind::Sgd => Ok(OptimizerChoice::Sgd {
                 learning_rate: spec.learning_rate,
             }),
             kind @ (OptimizerKind::Momentum | OptimizerKind::Nesterov) => {
-                unsupported(Capability::Optimizer(kind.name()))
+                unsupported(Capability::Optimizer(kind))
             }
             OptimizerKind::Adam | OptimizerKind::AdamW => Ok(OptimizerChoice::AdamW(ParamsAdamW {
                 lr: spec.learning_rate,

@@ -41,6 +41,7 @@ use streams::Streams;
 use ties::BaseScan;
 
 #[cfg(target_arch = "x86_64")]
+mod driver;
 mod fused;
 pub mod isa;
 #[cfg(target_arch = "x86_64")]
@@ -358,7 +359,7 @@ impl DropoutKernel {
             }
             Plan::Mixed { t_hi, t_lo } => {
                 let streams = self.streams(first_window);
-                select::dispatch(streams, x, out, scale, t_hi, t_lo)
+                driver::dispatch(streams, x, out, scale, t_hi, t_lo)
             }
         }
     }

@@ -1,56 +1,14 @@
-//! The byte path's select, `drop ? +0.0 : x * scale`, and the choice of driver.
+//! The byte path's select, `drop ? +0.0 : x * scale`, window by window.
 //!
 //! The select is branch-free: the byte is compared with `t_hi` as a lane mask, and
 //! `x * scale` has its bits cleared under the mask ([`Element::zero_where`]), which
-//! is `+0.0` exactly; ties are fixed up after it ([`super::ties`]). [`dispatch`]
-//! picks the driver from the kernel's [`Isa`](super::Isa) and the element type:
-//! for `f32` the fused drivers of [`super::fused`], for other types this window
-//! loop, compiled a second time with AVX2 enabled where the CPU has it.
+//! is `+0.0` exactly; ties are fixed up after it ([`super::ties`]). Which driver
+//! runs it is [`super::driver`]'s choice.
 
 use super::mask::TIE_WINDOW;
 use super::streams::Streams;
-#[cfg(target_arch = "x86_64")]
-use super::ties::Avx2Scan;
-use super::ties::{BaseScan, TieScan};
-#[cfg(target_arch = "x86_64")]
-use super::Avx2;
-#[cfg(target_arch = "x86_64")]
-use crate::tensor::Cells;
+use super::ties::TieScan;
 use crate::tensor::Element;
-
-/// Runs the byte path on one part: `out` (with input `x` when it is not `out`
-/// itself) from the window `streams` stands at. Returns the drop count.
-pub(super) fn dispatch<F: Element>(
-    streams: Streams,
-    x: Option<&[F]>,
-    out: &mut [F],
-    scale: F,
-    t_hi: u8,
-    t_lo: u32,
-) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    let (x, out, scale) = match F::as_f32_cells(Cells { x, out, scale }) {
-        Ok(Cells { x, out, scale }) => {
-            if let Some(avx512) = streams.isa.avx512() {
-                return super::fused::avx512::select_windows(
-                    avx512, streams, x, out, scale, t_hi, t_lo,
-                );
-            }
-            if let Some(avx2) = streams.isa.avx2() {
-                return super::fused::avx2::select_windows(
-                    avx2, streams, x, out, scale, t_hi, t_lo,
-                );
-            }
-            return select_windows(BaseScan, streams, x, out, scale, t_hi, t_lo);
-        }
-        Err(Cells { x, out, scale }) => (x, out, scale),
-    };
-    #[cfg(target_arch = "x86_64")]
-    if let Some(avx2) = streams.isa.avx2() {
-        return select_windows_avx2(avx2, streams, x, out, scale, t_hi, t_lo);
-    }
-    select_windows(BaseScan, streams, x, out, scale, t_hi, t_lo)
-}
 
 /// The per-window loop: draw the window's bytes, select, fix up ties.
 #[inline(always)]
@@ -155,34 +113,4 @@ fn select_in_place<F: Element>(bytes: &[u8], out: &mut [F], scale: F, t_hi: u8) 
 #[inline(always)]
 fn drop_mask(b: u8, t_hi: u8) -> u32 {
     ((i32::from(b) - i32::from(t_hi)) >> 31) as u32
-}
-
-/// [`select_windows`] with the AVX2 tie scan, compiled for AVX2 so the select loop
-/// runs eight lanes wide (the keystream is chosen in [`Streams::fill_window`]).
-#[cfg(target_arch = "x86_64")]
-fn select_windows_avx2<F: Element>(
-    avx2: Avx2,
-    streams: Streams,
-    x: Option<&[F]>,
-    out: &mut [F],
-    scale: F,
-    t_hi: u8,
-    t_lo: u32,
-) -> u64 {
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[target_feature(enable = "avx2")]
-    unsafe fn compiled<F: Element>(
-        scan: Avx2Scan,
-        streams: Streams,
-        x: Option<&[F]>,
-        out: &mut [F],
-        scale: F,
-        t_hi: u8,
-        t_lo: u32,
-    ) -> u64 {
-        select_windows(scan, streams, x, out, scale, t_hi, t_lo)
-    }
-    // SAFETY: the `Avx2` token proves the CPU supports AVX2.
-    unsafe { compiled(Avx2Scan::new(avx2), streams, x, out, scale, t_hi, t_lo) }
 }
