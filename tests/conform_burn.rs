@@ -6,9 +6,12 @@
 //! Built only with the `burn` feature; without it one test says it skipped.
 
 #[cfg(feature = "burn")]
+#[path = "common/scoreboard_cases.rs"]
+mod scoreboard_cases;
+
+#[cfg(feature = "burn")]
 mod burn_subjects {
     use nncheck::check::run::battery::{dropout_battery, training_battery};
-    use nncheck::check::run::cases::{DropoutCase, TrainingCase};
     use nncheck::check::{CheckReport, Verdict};
     use nncheck::conform::burn::{BurnDropout, BurnModel, Freezing};
     use nncheck::conform::{Scoreboard, Sweep};
@@ -23,27 +26,7 @@ mod burn_subjects {
         BURN_STREAM.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    const ALPHA: f64 = 1e-9;
-
-    /// The scoreboard's main dropout case at rate 0.5: `[1000, 1000]`, seed 42.
-    fn dropout_case() -> DropoutCase {
-        Sweep::scoreboard(42, ALPHA)
-            .dropout_cases()
-            .into_iter()
-            .find(|c| c.rate == 0.5)
-            .expect("rate 0.5 is swept")
-    }
-
-    /// The scoreboard's AdamW case (weight decay 0.01, 20 steps).
-    fn training_case() -> TrainingCase {
-        Sweep::scoreboard(42, ALPHA).training_cases()[1].clone()
-    }
-
-    fn print(records: &[CheckReport]) {
-        for r in records {
-            println!("{}", r.line());
-        }
-    }
+    use super::scoreboard_cases::{dropout_case, print, training_case, ALPHA};
 
     /// The one record of `check` (there must be exactly one).
     fn one<'a>(records: &'a [CheckReport], check: &str) -> &'a CheckReport {

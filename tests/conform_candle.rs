@@ -5,6 +5,10 @@
 //! line is printed (`-- --nocapture`).
 
 #[cfg(feature = "candle")]
+#[path = "common/scoreboard_cases.rs"]
+mod scoreboard_cases;
+
+#[cfg(feature = "candle")]
 mod with_candle {
     use nncheck::check::run::battery::{dropout_battery, training_battery};
     use nncheck::check::run::cases::{DropoutCase, OptimizerKind, TrainingCase};
@@ -12,29 +16,8 @@ mod with_candle {
     use nncheck::check::Capabilities;
     use nncheck::check::{CheckReport, Verdict};
     use nncheck::conform::candle::{CandleDropout, CandleModel};
-    use nncheck::conform::Sweep;
 
-    const ALPHA: f64 = 1e-9;
-
-    /// The scoreboard's main dropout case at rate 0.5: `[1000, 1000]`, seed 42.
-    fn dropout_case() -> DropoutCase {
-        Sweep::scoreboard(42, ALPHA)
-            .dropout_cases()
-            .into_iter()
-            .find(|c| c.rate == 0.5)
-            .expect("rate 0.5 is swept")
-    }
-
-    /// The scoreboard's AdamW case (weight decay 0.01, 20 steps).
-    fn training_case() -> TrainingCase {
-        Sweep::scoreboard(42, ALPHA).training_cases()[1].clone()
-    }
-
-    fn print(reports: &[CheckReport]) {
-        for r in reports {
-            println!("{}", r.line());
-        }
-    }
+    use super::scoreboard_cases::{dropout_case, print, training_case, ALPHA};
 
     /// The records of `check`, at least one.
     fn records<'a>(reports: &'a [CheckReport], check: &str) -> Vec<&'a CheckReport> {
