@@ -17,21 +17,9 @@ mod with_candle {
     use nncheck::check::{CheckReport, Verdict};
     use nncheck::conform::candle::{CandleDropout, CandleModel};
 
-    use super::scoreboard_cases::{dropout_case, print, training_case, ALPHA};
-
-    /// The records of `check`, at least one.
-    fn records<'a>(reports: &'a [CheckReport], check: &str) -> Vec<&'a CheckReport> {
-        let found: Vec<&CheckReport> = reports.iter().filter(|r| r.check == check).collect();
-        assert!(!found.is_empty(), "no {check} record");
-        found
-    }
-
-    /// Every record of `check` has `verdict`.
-    fn assert_verdict(reports: &[CheckReport], check: &str, verdict: Verdict) {
-        for r in records(reports, check) {
-            assert_eq!(r.verdict(), verdict, "{}", r.line());
-        }
-    }
+    use super::scoreboard_cases::{
+        assert_verdict, dropout_case, print, records, training_case, ALPHA,
+    };
 
     #[test]
     fn dropout_battery_findings() {

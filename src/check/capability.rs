@@ -6,6 +6,7 @@
 //! a failure (SPEC §7b).
 
 use super::optimizer::OptimizerKind;
+use super::subjects::NoiseKind;
 use serde::Serialize;
 
 /// One thing a subject may lack; named in a not-applicable record.
@@ -25,6 +26,14 @@ pub enum Capability {
     Counters,
     /// The channels-first data format of a spatial dropout.
     ChannelsFirst,
+    /// The channels-last data format of a spatial dropout (PyTorch's feature
+    /// dropouts have only channels-first).
+    ChannelsLast,
+    /// Handing the input's own buffer back where it returns the input (not
+    /// visible through a bridge to another language, which copies both ways).
+    SameBuffer,
+    /// A train-only layer of this kind at all.
+    NoiseLayer(NoiseKind),
     /// A model with a BatchNormalization layer.
     BatchNorm,
     /// Training with this optimizer.
@@ -45,6 +54,9 @@ impl std::fmt::Display for Capability {
             Capability::Mask => f.write_str("mask access"),
             Capability::Counters => f.write_str("drop counters"),
             Capability::ChannelsFirst => f.write_str("channels-first data format"),
+            Capability::ChannelsLast => f.write_str("channels-last data format"),
+            Capability::SameBuffer => f.write_str("buffer identity visible to the caller"),
+            Capability::NoiseLayer(kind) => write!(f, "{} layer", kind.name()),
             Capability::BatchNorm => f.write_str("BatchNormalization"),
             Capability::Optimizer(kind) => write!(f, "{} optimizer", kind.name()),
             Capability::WeightDecay(kind) => write!(f, "{} weight decay", kind.name()),

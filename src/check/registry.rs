@@ -109,6 +109,11 @@ impl<S: ?Sized, C> Check<S, C> {
     pub fn id(&self) -> &'static str {
         self.records[0].id
     }
+
+    /// The ids of every record the check gives, in order.
+    pub fn ids(&self) -> Vec<&'static str> {
+        self.records.iter().map(|r| r.id).collect()
+    }
 }
 
 /// A check of a dropout subject (SPEC §2).

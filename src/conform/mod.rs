@@ -4,8 +4,9 @@
 //! A subject is a dropout ([`DropoutSubject`]) or a trainable model
 //! ([`ModelSubject`]); nncheck's own core is the first of each, and the
 //! adapters for other frameworks, each behind a cargo feature, follow:
-//! candle-nn 0.11 (feature `candle`) and burn 0.22 on its ndarray backend
-//! (feature `burn`). `nncheck conform` runs every subject compiled in through
+//! candle-nn 0.11 (feature `candle`), burn 0.22 on its ndarray backend
+//! (feature `burn`), and through an embedded Python ([`python`]) Keras 3 on
+//! JAX (feature `keras`) and PyTorch (feature `torch`). `nncheck conform` runs every subject compiled in through
 //! the same batteries as `nncheck verify` ([`crate::check::run::battery`]) and prints
 //! one row per invariant, one column per subject.
 
@@ -16,6 +17,12 @@ pub mod scoreboard;
 pub mod burn;
 #[cfg(feature = "candle")]
 pub mod candle;
+#[cfg(feature = "keras")]
+pub mod keras;
+#[cfg(feature = "python")]
+pub mod python;
+#[cfg(feature = "torch")]
+pub mod torch;
 
 pub use crate::check::run::expect;
 pub use crate::check::run::{OptimizerCase, Sweep};
@@ -33,6 +40,9 @@ pub struct Subjects {
     pub noise: Vec<Box<dyn NoiseSubject>>,
     /// Trainable-model implementations, nncheck's first.
     pub models: Vec<Box<dyn ModelSubject>>,
+    /// Subjects compiled in that cannot run here, with why and what to do
+    /// (a Python environment not made yet).
+    pub unavailable: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Subjects {
@@ -50,6 +60,7 @@ impl std::fmt::Debug for Subjects {
                 "models",
                 &self.models.iter().map(|s| s.name()).collect::<Vec<_>>(),
             )
+            .field("unavailable", &self.unavailable)
             .finish()
     }
 }
@@ -61,6 +72,7 @@ pub fn compiled_subjects() -> Subjects {
         dropout: vec![Box::new(CoreDropout)],
         noise: vec![Box::new(CoreNoise)],
         models: vec![Box::new(CoreModel)],
+        unavailable: Vec::new(),
     };
     #[cfg(feature = "candle")]
     {
@@ -77,6 +89,36 @@ pub fn compiled_subjects() -> Subjects {
             .models
             .push(Box::new(burn::BurnModel::new(burn::Freezing::NoGrad)));
     }
+    #[cfg(feature = "keras")]
+    match python::KERAS.ready() {
+        Ok(()) => {
+            use keras::{keras_model, KerasVariant};
+            subjects.dropout.push(Box::new(keras::KerasDropout));
+            subjects.noise.push(Box::new(keras::KerasNoise));
+            subjects
+                .models
+                .push(Box::new(keras_model(KerasVariant::TrainableFalse)));
+            subjects
+                .models
+                .push(Box::new(keras_model(KerasVariant::TrainingFalse)));
+        }
+        Err(why) => subjects.unavailable.push((keras::name(), why)),
+    }
+    #[cfg(feature = "torch")]
+    match python::TORCH.ready() {
+        Ok(()) => {
+            use torch::{torch_model, TorchVariant};
+            subjects.dropout.push(Box::new(torch::TorchDropout));
+            subjects.noise.push(Box::new(torch::TorchNoise));
+            subjects
+                .models
+                .push(Box::new(torch_model(TorchVariant::RequiresGrad)));
+            subjects
+                .models
+                .push(Box::new(torch_model(TorchVariant::RequiresGradEval)));
+        }
+        Err(why) => subjects.unavailable.push((torch::name(), why)),
+    }
     subjects
 }
 
@@ -86,6 +128,8 @@ pub fn missing_adapters() -> Vec<(&'static str, &'static str)> {
     [
         (cfg!(feature = "candle"), ("candle-nn 0.11", "candle")),
         (cfg!(feature = "burn"), ("burn 0.22", "burn")),
+        (cfg!(feature = "keras"), ("Keras 3", "keras")),
+        (cfg!(feature = "torch"), ("PyTorch 2", "torch")),
     ]
     .into_iter()
     .filter(|(compiled, _)| !compiled)

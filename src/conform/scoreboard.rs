@@ -94,6 +94,8 @@ pub struct Scoreboard {
     pub subjects: Vec<String>,
     /// Adapters not compiled in, with the feature that adds each.
     pub not_compiled: Vec<(String, String)>,
+    /// Adapters compiled in that could not run here, with why.
+    pub unavailable: Vec<(String, String)>,
     /// Invariant rows first, then conventions, each in first-seen order.
     pub rows: Vec<Row>,
     /// Every record.
@@ -161,7 +163,9 @@ impl Scoreboard {
             .into_iter()
             .map(|(name, feature)| (name.to_string(), feature.to_string()))
             .collect();
-        Self::from_records(sweep.clone(), records, not_compiled)
+        let mut board = Self::from_records(sweep.clone(), records, not_compiled);
+        board.unavailable = subjects.unavailable.clone();
+        board
     }
 
     /// Arranges `records` into rows and columns.
@@ -214,6 +218,7 @@ impl Scoreboard {
             sweep,
             subjects,
             not_compiled,
+            unavailable: Vec::new(),
             rows,
             records,
         }
@@ -307,7 +312,7 @@ impl Scoreboard {
                 _ => "not measured",
             };
             let figure = cell.map(|c| c.observed).unwrap_or_default();
-            out.push_str(&format!("  {subject:<24} {answer:<4} ({figure})\n"));
+            out.push_str(&format!("  {subject:<32} {answer:<4} ({figure})\n"));
         }
         out.push_str(&format!(
             "\nDropout: rates {:?} on shapes {:?}, seed {}; models: {} with dropout rate {} over {} steps; alpha {:e}\n",
@@ -338,7 +343,7 @@ impl Scoreboard {
             out.push_str(&format!("  {}\n", row.check));
             for (subject, cell) in self.subjects.iter().zip(&row.cells) {
                 if let Some(cell) = cell {
-                    out.push_str(&format!("    {subject:<24} {}\n", cell.text()));
+                    out.push_str(&format!("    {subject:<32} {}\n", cell.text()));
                 }
             }
         }
@@ -346,6 +351,9 @@ impl Scoreboard {
             out.push_str(&format!(
                 "\nSKIPPED {name}: not compiled in (cargo run --release --features {feature} -- conform)\n"
             ));
+        }
+        for (name, why) in &self.unavailable {
+            out.push_str(&format!("\nSKIPPED {name}: {why}\n"));
         }
         out
     }

@@ -3,7 +3,7 @@
 //! in a test is the one the scoreboard prints.
 
 use nncheck::check::run::cases::{DropoutCase, TrainingCase};
-use nncheck::check::CheckReport;
+use nncheck::check::{CheckReport, Verdict};
 use nncheck::conform::Sweep;
 
 /// The scoreboard's alpha.
@@ -27,5 +27,21 @@ pub fn training_case() -> TrainingCase {
 pub fn print(reports: &[CheckReport]) {
     for r in reports {
         println!("{}", r.line());
+    }
+}
+
+/// The records of `check`, at least one.
+#[allow(dead_code)] // not every adapter test pins records by check
+pub fn records<'a>(reports: &'a [CheckReport], check: &str) -> Vec<&'a CheckReport> {
+    let found: Vec<&CheckReport> = reports.iter().filter(|r| r.check == check).collect();
+    assert!(!found.is_empty(), "no {check} record");
+    found
+}
+
+/// Every record of `check` has `verdict`.
+#[allow(dead_code)]
+pub fn assert_verdict(reports: &[CheckReport], check: &str, verdict: Verdict) {
+    for r in records(reports, check) {
+        assert_eq!(r.verdict(), verdict, "{}", r.line());
     }
 }

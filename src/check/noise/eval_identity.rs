@@ -3,6 +3,7 @@
 //! same buffer; the special values every such check runs through.
 
 use super::harness::noise_label;
+use crate::check::capability::Capability;
 use crate::check::registry::{Judged, NoiseCheck, RecordSpec, Settings};
 use crate::check::report::CheckReport;
 use crate::check::run::cases::DropoutCase;
@@ -25,6 +26,7 @@ pub const CHECK: NoiseCheck = NoiseCheck {
 };
 
 fn run(subject: &dyn NoiseSubject, case: &DropoutCase, _: &Settings) -> Vec<CheckReport> {
+    let buffer_visible = subject.capabilities().has(Capability::SameBuffer);
     let special = special_values_f32(8)
         .into_shape_with_order(vec![2, 2, 2, 16])
         .expect("128 values");
@@ -43,12 +45,18 @@ fn run(subject: &dyn NoiseSubject, case: &DropoutCase, _: &Settings) -> Vec<Chec
         let label = noise_label(name, case);
         super::harness::with_noise_layer(
             subject,
-            CHECK.id(),
+            &[CHECK.id()],
             &label,
             kind,
             case,
             offset,
-            |mut l| vec![check_eval_identity_bits(&label, &mut l, &special)],
+            |mut l| {
+                vec![if buffer_visible {
+                    check_eval_identity_bits(&label, &mut l, &special)
+                } else {
+                    check_eval_identity_bits_copied(&label, &mut l, &special)
+                }]
+            },
         )
     })
     .collect()
@@ -121,6 +129,26 @@ pub fn check_eval_identity_bits<F: Element>(
     layer: &mut impl DropoutLike<F>,
     x: &ArrayD<F>,
 ) -> CheckReport {
+    eval_identity(subject, layer, x, true)
+}
+
+/// [`check_eval_identity_bits`] for a subject whose buffers the caller cannot
+/// see (one behind a bridge to another language, which copies arrays both
+/// ways): the bits are judged, the buffer is said to be not observable.
+pub fn check_eval_identity_bits_copied<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+) -> CheckReport {
+    eval_identity(subject, layer, x, false)
+}
+
+fn eval_identity<F: Element>(
+    subject: &str,
+    layer: &mut impl DropoutLike<F>,
+    x: &ArrayD<F>,
+    judge_buffer: bool,
+) -> CheckReport {
     let input = x.clone();
     let ptr = input.as_ptr();
     let (observed, pass) = match layer.run(input, Phase::Eval) {
@@ -131,12 +159,17 @@ pub fn check_eval_identity_bits<F: Element>(
                 .filter(|(a, b)| a.to_bits_u64() != b.to_bits_u64())
                 .count();
             let same_buffer = y.as_ptr() == ptr;
+            let buffer = if judge_buffer {
+                same_buffer.to_string()
+            } else {
+                "not observable (copied across a bridge)".into()
+            };
             (
                 format!(
-                    "{differing} of {} elements differ in bits; same buffer: {same_buffer}",
+                    "{differing} of {} elements differ in bits; same buffer: {buffer}",
                     x.len()
                 ),
-                differing == 0 && same_buffer,
+                differing == 0 && (same_buffer || !judge_buffer),
             )
         }
         Ok(y) => (format!("output of shape {:?}", y.shape()), false),
@@ -146,7 +179,11 @@ pub fn check_eval_identity_bits<F: Element>(
         "eval_identity_bits",
         subject,
         observed,
-        "0 differ; the input's own buffer comes back".into(),
+        if judge_buffer {
+            "0 differ; the input's own buffer comes back".into()
+        } else {
+            "0 differ".into()
+        },
         pass,
     )
 }
@@ -176,6 +213,39 @@ mod tests {
             report.observed.contains("shape [16]"),
             "{}",
             report.observed
+        );
+    }
+
+    /// Where the buffer cannot be seen the bits are still judged: an eval call
+    /// that changes one bit fails, one that copies every bit passes.
+    #[test]
+    fn the_copied_form_judges_every_bit() {
+        struct Copies(bool);
+        impl DropoutLike<f32> for Copies {
+            fn rate(&self) -> f64 {
+                0.5
+            }
+            fn run(&mut self, x: ArrayD<f32>, _phase: Phase) -> crate::check::Result<ArrayD<f32>> {
+                let mut y = x.to_owned();
+                if self.0 {
+                    y[[0, 13]] = f32::from_bits(y[[0, 13]].to_bits() ^ 1);
+                }
+                Ok(y)
+            }
+        }
+        let x = special_values_f32(2);
+        let honest = check_eval_identity_bits_copied("copies", &mut Copies(false), &x);
+        assert!(
+            honest.pass && honest.observed.contains("not observable"),
+            "{}",
+            honest.line()
+        );
+        assert!(!check_eval_identity_bits("copies", &mut Copies(false), &x).pass);
+        let flipped = check_eval_identity_bits_copied("flips", &mut Copies(true), &x);
+        assert!(
+            !flipped.pass && flipped.observed.starts_with("1 of 32"),
+            "{}",
+            flipped.line()
         );
     }
 }

@@ -62,7 +62,7 @@ fn run_noise(subject: &dyn NoiseSubject, case: &DropoutCase, s: &Settings) -> Ve
     let label = noise_label("GaussianNoise", case);
     with_noise_layer(
         subject,
-        NOISE.id(),
+        &NOISE.ids(),
         &label,
         NoiseKind::GaussianNoise,
         case,
@@ -75,7 +75,7 @@ fn run_dropout(subject: &dyn NoiseSubject, case: &DropoutCase, s: &Settings) -> 
     let label = noise_label("GaussianDropout", case);
     with_noise_layer(
         subject,
-        DROPOUT.id(),
+        &DROPOUT.ids(),
         &label,
         NoiseKind::GaussianDropout,
         case,

@@ -16,10 +16,11 @@ pub fn noise_label(layer: &str, case: &DropoutCase) -> String {
 
 /// A fresh `kind` layer of `subject` at the case's rate, seeded by the case's
 /// seed XOR `seed_offset` where the subject seeds at build, run by `run`; an
-/// error or panic becomes the record of `check`.
+/// error or panic becomes one record of each of `checks` (every row the run
+/// would have given), so a layer the subject lacks is not applicable on each.
 pub fn with_noise_layer(
     subject: &dyn NoiseSubject,
-    check: &str,
+    checks: &[&str],
     label: &str,
     kind: NoiseKind,
     case: &DropoutCase,
@@ -33,5 +34,10 @@ pub fn with_noise_layer(
         .then_some(case.seed ^ seed_offset);
     catching(&name, || subject.build(kind, case.rate, seed))
         .and_then(|layer| catching(&name, || Ok(run(layer))))
-        .unwrap_or_else(|e| vec![CheckReport::from_error(check, label, &e)])
+        .unwrap_or_else(|e| {
+            checks
+                .iter()
+                .map(|check| CheckReport::from_error(check, label, &e))
+                .collect()
+        })
 }

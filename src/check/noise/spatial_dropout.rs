@@ -7,7 +7,7 @@
 
 use super::harness::{noise_label, with_noise_layer};
 use crate::check::capability::Capability;
-use crate::check::dropout::survivors::expected_scale;
+use crate::check::dropout::scale_recipe::ScaleRecipe;
 use crate::check::registry::{Judged, NoiseCheck, RecordSpec, Settings};
 use crate::check::report::CheckReport;
 use crate::check::run::cases::DropoutCase;
@@ -29,7 +29,7 @@ const LAYOUTS: [(DataFormat, [usize; 4], usize); 2] = [
 pub const WHOLE_CHANNELS: NoiseCheck = NoiseCheck {
     records: &[RecordSpec::invariant(
         "spatial_whole_channels",
-        "SpatialDropout drops or keeps each (sample, channel) whole, survivors scaled exactly",
+        "SpatialDropout drops or keeps each (sample, channel) whole, survivors scaled exactly by one listed recipe",
     )],
     needs: &[],
     judged: Judged::Exact,
@@ -65,7 +65,7 @@ fn each_layout(
                 return vec![CheckReport::not_applicable(id, &label, &name)];
             }
             let kind = NoiseKind::SpatialDropout { rank: 2, format };
-            with_noise_layer(subject, id, &label, kind, case, 3, |mut l| {
+            with_noise_layer(subject, &[id], &label, kind, case, 3, |mut l| {
                 vec![check(&label, &mut l, &shape, axis)]
             })
         })
@@ -112,9 +112,15 @@ struct LaneTally {
 }
 
 /// Tallies lanes of one call: a lane is dropped when every element is `+0.0`,
-/// kept when every element is exactly `x * scale`, else mixed (a violation).
-/// Assumes `x` has no element whose `x * scale` is `+0.0`.
-fn tally<F: Element>(x: &ArrayD<F>, y: &ArrayD<F>, scale: F, channel_axis: usize) -> LaneTally {
+/// kept when every element is exactly `recipe.apply(x, rate)`, else mixed (a
+/// violation). Assumes `x` has no element whose scaled value is `+0.0`.
+fn tally<F: Element>(
+    x: &ArrayD<F>,
+    y: &ArrayD<F>,
+    recipe: ScaleRecipe,
+    rate: f64,
+    channel_axis: usize,
+) -> LaneTally {
     let channels = x.shape()[channel_axis];
     let lanes = x.shape()[0] * channels;
     // Per lane: (all dropped so far, all kept so far).
@@ -125,7 +131,7 @@ fn tally<F: Element>(x: &ArrayD<F>, y: &ArrayD<F>, scale: F, channel_axis: usize
         let y = y.to_bits_u64();
         let s = &mut state[lane];
         s.0 &= y == zero;
-        s.1 &= y == (x * scale).to_bits_u64();
+        s.1 &= y == recipe.apply(x, rate).to_bits_u64();
     }
     let mut t = LaneTally {
         lanes: lanes as u64,
@@ -152,8 +158,9 @@ fn lane_input<F: Element>(shape: &[usize]) -> ArrayD<F> {
 }
 
 /// One train call on a batch of `shape` (batch first, channel axis
-/// `channel_axis`): every lane is all `+0.0` or all exactly `x * scale`, with
-/// `scale = 1 / (1 - rate)` rounded once; no lane mixes the two.
+/// `channel_axis`): every lane is all `+0.0` or all exactly `x / (1 - rate)`
+/// by one [`ScaleRecipe`] for the whole call (SPEC's, `x * f32(1/(1-p))`, or
+/// another honest rounding, named in the record); no lane mixes the two.
 pub fn check_spatial_channels_exact<F: Element>(
     subject: &str,
     layer: &mut impl DropoutLike<F>,
@@ -166,23 +173,30 @@ pub fn check_spatial_channels_exact<F: Element>(
         return CheckReport::errored(check, subject, "channel axis out of range");
     }
     let x = lane_input::<F>(shape);
-    let t = match layer.run(x.clone(), Phase::Train) {
-        Ok(y) if y.shape() == x.shape() => tally(&x, &y, expected_scale(rate), channel_axis),
+    // The recipe that explains the most lanes: SPEC's where it does as well.
+    let (recipe, t) = match layer.run(x.clone(), Phase::Train) {
+        Ok(y) if y.shape() == x.shape() => ScaleRecipe::ALL
+            .iter()
+            .map(|&r| (r, tally(&x, &y, r, rate, channel_axis)))
+            .min_by_key(|(_, t)| t.mixed)
+            .expect("at least one recipe"),
         Ok(y) => return CheckReport::errored(check, subject, format!("shape {:?}", y.shape())),
         Err(e) => return CheckReport::errored(check, subject, e),
+    };
+    let kept = if recipe == ScaleRecipe::SPEC {
+        format!("x*{}", 1.0 / (1.0 - rate))
+    } else {
+        recipe.describe(F::NAME)
     };
     CheckReport::exact(
         check,
         subject,
         format!(
-            "{} lanes: {} all kept x*{}, {} all +0.0, {} mixed",
-            t.lanes,
-            t.kept,
-            1.0 / (1.0 - rate),
-            t.dropped,
-            t.mixed
+            "{} lanes: {} all kept {kept}, {} all +0.0, {} mixed",
+            t.lanes, t.kept, t.dropped, t.mixed
         ),
-        "0 mixed: each (sample, channel) is all +0.0 or all x*scale bit-exact".into(),
+        "0 mixed: each (sample, channel) is all +0.0 or all x*scale bit-exact, by one listed recipe"
+            .into(),
         t.mixed == 0 && t.lanes > 0,
     )
 }
@@ -204,12 +218,12 @@ pub fn check_spatial_channel_drop_rate<F: Element>(
         return CheckReport::errored(check, subject, "channel axis out of range");
     }
     let x = lane_input::<F>(shape);
-    let scale = expected_scale(rate);
     let (mut lanes, mut dropped) = (0u64, 0u64);
     for _ in 0..calls {
         match layer.run(x.clone(), Phase::Train) {
             Ok(y) if y.shape() == x.shape() => {
-                let t = tally(&x, &y, scale, channel_axis);
+                // A dropped lane is all +0.0 whatever the recipe of the kept ones.
+                let t = tally(&x, &y, ScaleRecipe::SPEC, rate, channel_axis);
                 lanes += t.lanes;
                 dropped += t.dropped;
             }
@@ -346,7 +360,7 @@ mod tests {
             (0, _) | (1, 0) => 0.0,
             _ => x[&i] * scale,
         });
-        let t = tally(&x, &y, scale, 2);
+        let t = tally(&x, &y, ScaleRecipe::SPEC, 0.5, 2);
         assert_eq!(
             t,
             LaneTally {
@@ -387,5 +401,38 @@ mod tests {
         bits.sort_unstable();
         bits.dedup();
         assert_eq!(bits.len(), 97);
+    }
+
+    /// Whole channels scaled by another honest rounding (`x / f32(1-p)`, at a
+    /// rate where it differs from SPEC's) pass and are named; a scale off by
+    /// an ulp fits no recipe and every kept lane is mixed.
+    #[test]
+    fn kept_channels_may_follow_any_one_listed_recipe() {
+        use crate::check::dropout::scale_recipe::ScaleFormula;
+        let rate = 0.15;
+        let division = ScaleRecipe {
+            formula: ScaleFormula::DivisionInElement,
+            rate_in_f32: false,
+        };
+        let x = lane_input::<f32>(&[8, 4, 4, 16]);
+        assert!(x
+            .iter()
+            .any(|&v| division.apply(v, rate) != ScaleRecipe::SPEC.apply(v, rate)));
+        // Channels 0..8 kept, 8..16 dropped, scaled by `scale`.
+        let lanes = |scale: fn(f32) -> f32| {
+            let y =
+                ArrayD::from_shape_fn(x.raw_dim(), |i| if i[3] < 8 { scale(x[&i]) } else { 0.0 });
+            crate::check::subjects::observed::fixed_output(y, rate)
+        };
+        let mut honest = lanes(|v| v / (1.0f32 - 0.15f64 as f32));
+        let r = check_spatial_channels_exact("div", &mut honest, rate, &[8, 4, 4, 16], 3);
+        assert!(
+            r.pass && r.observed.contains("x / f32(1-p)"),
+            "{}",
+            r.line()
+        );
+        let mut off = lanes(|v| v * f32::from_bits(((1.0 / 0.85f64) as f32).to_bits() + 1));
+        let r = check_spatial_channels_exact("off", &mut off, rate, &[8, 4, 4, 16], 3);
+        assert!(!r.pass && r.observed.contains("64 mixed"), "{}", r.line());
     }
 }

@@ -83,6 +83,7 @@ impl NoiseSubject for CoreNoise {
             Capability::SeedAtBuild,
             Capability::ChannelsFirst,
             Capability::Counters,
+            Capability::SameBuffer,
         ])
     }
     fn build(&self, kind: NoiseKind, param: f64, seed: Option<u64>) -> Result<BoxedDropout> {

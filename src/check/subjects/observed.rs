@@ -147,6 +147,15 @@ pub(crate) fn zeros_of_shape(shape: Vec<usize>) -> super::LayerAsDropout<f32> {
     super::LayerAsDropout::new(Box::new(twin), 0.5)
 }
 
+/// A twin whose every forward returns `output`, claiming `rate`: a layer a
+/// check's test hands a chosen output.
+#[cfg(test)]
+pub(crate) fn fixed_output(output: ArrayD<f32>, rate: f64) -> super::LayerAsDropout<f32> {
+    let inner = Box::new(crate::Dropout::<f32>::new(rate).expect("valid rate"));
+    let twin = Observed::with_forward(inner, Box::new(move |_, _, _| Ok(output.clone())));
+    super::LayerAsDropout::new(Box::new(twin), rate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
