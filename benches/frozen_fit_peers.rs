@@ -71,7 +71,7 @@ fn timed_in_python(subject: &str) -> bool {
 /// The Keras and PyTorch frozen-base steps, timed by Python's clock around the
 /// framework's own step; a framework whose environment is not made is skipped
 /// by name.
-#[allow(unused_variables)]
+#[cfg(feature = "python")]
 fn python_peers(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     case: &nncheck::check::run::cases::TrainingCase,
@@ -111,6 +111,14 @@ fn python_peers(
             })
         });
     }
+}
+
+/// Built without the Python bridge: no Python peers to time.
+#[cfg(not(feature = "python"))]
+fn python_peers(
+    _: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    _: &nncheck::check::run::cases::TrainingCase,
+) {
 }
 
 fn single_thread() -> Criterion {
