@@ -5,7 +5,7 @@
 //! ([`ModelSubject`]); nncheck's own core is the first of each, and the
 //! adapters for other frameworks, each behind a cargo feature, follow:
 //! candle-nn 0.11 (feature `candle`), burn 0.22 on its ndarray backend
-//! (feature `burn`), and through an embedded Python ([`python`]) Keras 3 on
+//! (feature `burn`), and through an embedded Python (module `python`) Keras 3 on
 //! JAX (feature `keras`) and PyTorch (feature `torch`). `nncheck conform` runs every subject compiled in through
 //! the same batteries as `nncheck verify` ([`crate::check::run::battery`]) and prints
 //! one row per invariant, one column per subject.

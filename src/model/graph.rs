@@ -253,6 +253,12 @@ impl<F: Element> Functional<F> {
         self.push_layer(Box::new(layer), input, None)
     }
 
+    /// Applies a layer already boxed (one chosen at run time, as a model read
+    /// from a file is) to `input`, in the caller's phase.
+    pub fn apply_boxed(&mut self, layer: Box<dyn Layer<F>>, input: NodeId) -> Result<NodeId> {
+        self.push_layer(layer, input, None)
+    }
+
     /// Applies `layer` pinned to `phase` (Keras `layer(x, training=...)`).
     pub fn apply_pinned(
         &mut self,

@@ -135,6 +135,13 @@ impl<F: Element> Sequential<F> {
         self
     }
 
+    /// Appends a layer already boxed (one chosen at run time, as a model read
+    /// from a file is), in the caller's phase.
+    pub fn add_boxed(mut self, layer: Box<dyn Layer<F>>) -> Self {
+        self.nodes.push((layer, None));
+        self
+    }
+
     /// Appends a layer pinned to `phase` (Keras `layer(x, training=...)`); the pin
     /// covers that layer's subtree only.
     pub fn add_pinned(mut self, layer: impl Layer<F> + 'static, phase: Phase) -> Self {
