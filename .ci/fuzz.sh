@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
-targets=(dropout model_build fit_sequence batch_norm)
+targets=(dropout model_build fit_sequence batch_norm inspect_archive)
 
 if [ "${NNCHECK_FUZZ:-1}" = "0" ]; then
     echo "== fuzz: NNCHECK_FUZZ=0; skipped (the corpora are replayed by cargo test)"

@@ -42,7 +42,7 @@ fi
 # into a build and prints no names, hence the fallback.
 mapfile -t targets < <("${cargo[@]}" fuzz list 2>/dev/null | grep -E '^[A-Za-z0-9_-]+$' || true)
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(dropout model_build fit_sequence batch_norm)
+    targets=(dropout model_build fit_sequence batch_norm inspect_archive)
 fi
 
 # cargo fuzz builds for the host triple.

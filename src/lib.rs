@@ -47,6 +47,8 @@ pub mod check;
 pub mod conform;
 pub mod error;
 pub mod fit;
+#[cfg(feature = "inspect")]
+pub mod inspect;
 pub mod layer;
 pub mod layers;
 pub mod loss;

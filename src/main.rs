@@ -46,6 +46,11 @@ enum Command {
     /// if nncheck's own column fails a row; another framework's verdicts are
     /// findings.
     Conform(ConformArgs),
+    /// Reads a saved Keras 3 model (.keras) and says, layer by layer, what fit and
+    /// predict will do to it, ending with the answer for that model; --audit
+    /// loads it into nncheck's core, fits it and proves the answer. Exits 1 if
+    /// the audit fails, 2 if the file cannot be read or the audit cannot run.
+    Inspect(InspectArgs),
     /// Prints the table of every record the batteries produce (what it holds
     /// a subject to, how it judges, what it needs, its power), as Markdown:
     /// docs/INVARIANTS.md is this output.
@@ -76,6 +81,31 @@ struct ConformArgs {
 }
 
 #[derive(clap::Args, Debug, Clone)]
+struct InspectArgs {
+    /// The saved model (`model.save("model.keras")` in Keras 3).
+    file: std::path::PathBuf,
+    /// Print the layers, weights, answer (and audit) as JSON records.
+    #[arg(long)]
+    json: bool,
+    /// Load the model into nncheck's core, fit it, and verify the answer.
+    #[arg(long)]
+    audit: bool,
+    /// Inputs for the audit's fit (float32 .npy, [batch, the model's input shape]);
+    /// standard-normal data of that shape when not given.
+    #[arg(long, value_name = "X.npy", requires = "audit")]
+    x: Option<std::path::PathBuf>,
+    /// Targets for the audit's fit (float32 .npy, [batch, the model's output shape]).
+    #[arg(long, value_name = "Y.npy", requires = "x")]
+    y: Option<std::path::PathBuf>,
+    /// Seed of generated data, initialisers the file does not hold, and masks.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Optimizer steps the audit takes on the whole batch.
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+}
+
+#[derive(clap::Args, Debug, Clone)]
 struct VerifyArgs {
     /// Generated configurations (each alternates a dropout case and a training case).
     #[arg(long, default_value_t = 50)]
@@ -102,6 +132,7 @@ fn main() -> ExitCode {
         Some(Command::Report(args)) => report(&args),
         Some(Command::Verify(args)) => verify(&args),
         Some(Command::Conform(args)) => conform(&args),
+        Some(Command::Inspect(args)) => inspect(&args),
         Some(Command::Invariants) => {
             use nncheck::check::run::{battery::Batteries, table};
             print!("{}", table::invariants_markdown(&Batteries::default()));
@@ -269,5 +300,101 @@ fn report(args: &ReportArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Runs the audit of `inspection`: the model loaded into the core, the data
+/// read or generated, the fit judged.
+fn run_audit(
+    inspection: &nncheck::inspect::Inspection,
+    args: &InspectArgs,
+) -> nncheck::inspect::Result<nncheck::inspect::audit::AuditReport> {
+    use nncheck::inspect::{archive, audit};
+    let weights = archive::read_archive(&args.file)?.weights;
+    let loaded = audit::load(inspection, &weights, args.seed)?;
+    let input = loaded.model.input_shape().to_vec();
+    let output = loaded.model.output_shape().to_vec();
+    let mut notes = Vec::new();
+    let (x, y) = match (&args.x, &args.y) {
+        (Some(x), y) => {
+            let x = audit::read_npy(x, "x", &input)?;
+            let y = match y {
+                Some(y) => audit::read_npy(y, "y", &output)?,
+                None => {
+                    let mut shape = vec![x.shape()[0]];
+                    shape.extend(&output);
+                    notes.push(format!("targets generated: standard normal {shape:?} (give --y Y.npy for your own)"));
+                    audit::generated(&shape, args.seed ^ 1)
+                }
+            };
+            if x.shape()[0] != y.shape()[0] {
+                return Err(nncheck::inspect::InspectError::Npy {
+                    file: args.y.clone().unwrap_or_default(),
+                    reason: format!("{} samples, x has {}", y.shape()[0], x.shape()[0]),
+                });
+            }
+            (x, y)
+        }
+        (None, _) => {
+            let mut xs = vec![64];
+            xs.extend(&input);
+            let mut ys = vec![64];
+            ys.extend(&output);
+            notes.push(format!(
+                "data generated: standard normal x {xs:?} and y {ys:?}, seed {} (give --x X.npy --y Y.npy for your own)",
+                args.seed
+            ));
+            (
+                audit::generated(&xs, args.seed),
+                audit::generated(&ys, args.seed ^ 1),
+            )
+        }
+    };
+    let mut report = audit::audit(
+        inspection,
+        loaded,
+        (&x, &y),
+        args.steps,
+        nncheck::check::stats::DEFAULT_ALPHA,
+    )?;
+    notes.append(&mut report.notes);
+    report.notes = notes;
+    Ok(report)
+}
+
+fn inspect(args: &InspectArgs) -> ExitCode {
+    let inspection = match nncheck::inspect::inspect(&args.file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("nncheck inspect: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let audit = args.audit.then(|| run_audit(&inspection, args));
+    if args.json {
+        let audit_json = match &audit {
+            None => serde_json::Value::Null,
+            Some(Ok(r)) => {
+                serde_json::json!({"passed": r.passed(), "notes": r.notes, "records": r.records})
+            }
+            Some(Err(e)) => serde_json::json!({"error": e.to_string()}),
+        };
+        let out = serde_json::json!({"inspection": inspection, "audit": audit_json});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("plain values serialise")
+        );
+    } else {
+        print!("{}", inspection.render());
+        match &audit {
+            Some(Ok(r)) => print!("\n{}", r.render()),
+            Some(Err(e)) => println!("\naudit not run: {e}"),
+            None => {}
+        }
+    }
+    match audit {
+        Some(Ok(r)) if !r.passed() => ExitCode::from(1),
+        Some(Err(_)) => ExitCode::from(2),
+        _ => ExitCode::SUCCESS,
     }
 }

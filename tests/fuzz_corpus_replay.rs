@@ -23,6 +23,7 @@ const TARGETS: &[(&str, Body)] = &[
     ("model_build", fuzz_bodies::model_build::run),
     ("fit_sequence", fuzz_bodies::fit_sequence::run),
     ("batch_norm", fuzz_bodies::batch_norm::run),
+    ("inspect_archive", fuzz_bodies::inspect_archive::run),
 ];
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {

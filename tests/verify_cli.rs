@@ -359,3 +359,58 @@ fn the_readme_framework_table_has_the_scoreboards_verdicts() {
         }
     }
 }
+
+/// `nncheck inspect` on the question's model prints the tree and the answer,
+/// and `--audit` passes on it (exit 0); `--json` gives the same as records; a
+/// file that is not a model exits 2 naming it; a model with a layer the core
+/// lacks still prints its report and says why the audit did not run (exit 2).
+#[test]
+fn inspect_prints_the_tree_the_answer_and_an_audit_that_passes() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keras_models");
+    let question = format!("{dir}/question.keras");
+    let out = nncheck(&["inspect", &question, "--audit"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "model_A/dropout (Dropout): trainable False, effective False; fit phase Train",
+        "      fit:     drops 50% of units, scales the rest by 2",
+        "The answer for this model:",
+        "  weights fit can change: head/kernel, head/bias",
+        "PASS frozen_weights_unchanged",
+        "audit passed",
+    ] {
+        assert!(text.contains(line), "no `{line}` in\n{text}");
+    }
+    let out = nncheck(&["inspect", &question, "--json"]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["inspection"]["answer"]["active_in_frozen_parts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(json["audit"].is_null());
+
+    let out = nncheck(&["inspect", &format!("{dir}/README.md")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("README.md: not a readable zip archive"));
+
+    let out = nncheck(&[
+        "inspect",
+        &format!("{dir}/unsupported_layer.keras"),
+        "--audit",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("The answer for this model:"), "{text}");
+    assert!(
+        text.contains("audit not run:") && text.contains("layer_norm (LayerNormalization)"),
+        "{text}"
+    );
+}

@@ -18,6 +18,8 @@
 //! - [`fit_sequence`]: frozen weights never move, a rejected call changes nothing,
 //!   and a fit stopped by a non-finite step keeps the weights of its last good step.
 //! - [`batch_norm`]: frozen or `Eval` BatchNorm never moves its statistics.
+//! - [`inspect_archive`]: a `.keras` file or `config.json` of any bytes is read
+//!   or refused with a typed error, never a panic.
 //!
 //! Sizes are bounded inside the bodies (at most [`MAX_FUZZ_ELEMENTS`] elements per
 //! allocated tensor) so one execution stays in the millisecond range. A body never
@@ -26,6 +28,7 @@
 pub mod batch_norm;
 pub mod dropout;
 pub mod fit_sequence;
+pub mod inspect_archive;
 pub mod model_build;
 
 use arbitrary::Unstructured;
