@@ -13,11 +13,11 @@ mod scoreboard_cases;
 #[cfg(feature = "keras")]
 mod with_keras {
     use nncheck::check::run::battery::{dropout_battery, noise_battery, training_battery};
-    use nncheck::check::{DropoutSubject, Error, Verdict};
+    use nncheck::check::Verdict;
     use nncheck::conform::keras::{keras_model, KerasDropout, KerasNoise, KerasVariant};
     use nncheck::conform::python::KERAS;
 
-    use super::python_env::ready_or_skip;
+    use super::python_env::{assert_refusal_is_the_subjects_error, ready_or_skip};
     use super::scoreboard_cases::{
         assert_verdict, dropout_case, print, records, training_case, ALPHA,
     };
@@ -126,14 +126,7 @@ mod with_keras {
         if !ready_or_skip(&KERAS, "conform_keras::a_python_exception") {
             return;
         }
-        match KerasDropout.build(1.5, Some(1)) {
-            Err(Error::Subject { subject, message }) => {
-                assert!(subject.starts_with("Keras 3."), "{subject}");
-                assert!(message.starts_with("ValueError: "), "{message}");
-            }
-            Err(other) => panic!("another error: {other}"),
-            Ok(_) => panic!("Keras accepted rate 1.5"),
-        }
+        assert_refusal_is_the_subjects_error(&KerasDropout);
     }
 }
 

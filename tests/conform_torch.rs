@@ -14,11 +14,11 @@ mod scoreboard_cases;
 #[cfg(feature = "torch")]
 mod with_torch {
     use nncheck::check::run::battery::{dropout_battery, noise_battery, training_battery};
-    use nncheck::check::{DropoutSubject, Error, Verdict};
+    use nncheck::check::Verdict;
     use nncheck::conform::python::TORCH;
     use nncheck::conform::torch::{torch_model, TorchDropout, TorchNoise, TorchVariant};
 
-    use super::python_env::ready_or_skip;
+    use super::python_env::{assert_refusal_is_the_subjects_error, ready_or_skip};
     use super::scoreboard_cases::{
         assert_verdict, dropout_case, print, records, training_case, ALPHA,
     };
@@ -148,14 +148,7 @@ mod with_torch {
         if !ready_or_skip(&TORCH, "conform_torch::a_python_exception") {
             return;
         }
-        match TorchDropout.build(1.5, Some(1)) {
-            Err(Error::Subject { subject, message }) => {
-                assert!(subject.starts_with("PyTorch 2."), "{subject}");
-                assert!(message.starts_with("ValueError: "), "{message}");
-            }
-            Err(other) => panic!("another error: {other}"),
-            Ok(_) => panic!("PyTorch accepted rate 1.5"),
-        }
+        assert_refusal_is_the_subjects_error(&TorchDropout);
     }
 }
 
