@@ -323,6 +323,14 @@ fn run_audit(
                 None => {
                     let mut shape = vec![x.shape()[0]];
                     shape.extend(&output);
+                    nncheck::tensor::checked_len(&shape).map_err(|e| {
+                        nncheck::inspect::InspectError::NotInCore {
+                            file: args.file.clone(),
+                            path: inspection.model.root.name.clone(),
+                            class: inspection.model.root.class.clone(),
+                            reason: format!("generated targets of shape {shape:?}: {e}"),
+                        }
+                    })?;
                     notes.push(format!("targets generated: standard normal {shape:?} (give --y Y.npy for your own)"));
                     audit::generated(&shape, args.seed ^ 1)
                 }
@@ -340,6 +348,17 @@ fn run_audit(
             xs.extend(&input);
             let mut ys = vec![64];
             ys.extend(&output);
+            // The shapes come from the file: a huge one is refused, not allocated.
+            for shape in [&xs, &ys] {
+                nncheck::tensor::checked_len(shape).map_err(|e| {
+                    nncheck::inspect::InspectError::NotInCore {
+                        file: args.file.clone(),
+                        path: inspection.model.root.name.clone(),
+                        class: inspection.model.root.class.clone(),
+                        reason: format!("generated data of shape {shape:?}: {e}"),
+                    }
+                })?;
+            }
             notes.push(format!(
                 "data generated: standard normal x {xs:?} and y {ys:?}, seed {} (give --x X.npy --y Y.npy for your own)",
                 args.seed

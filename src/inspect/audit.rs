@@ -423,8 +423,6 @@ pub fn load(inspection: &Inspection, weights: &WeightsFile, seed: u64) -> Result
                 reason: e.to_string(),
             })?;
     }
-    // Parents first, so a child's own flag is the last word on it; the core
-    // ANDs the flags of enclosing models, as Keras does.
     // Keras 3 trains a variable by its own layer's flag, and the fitted
     // model's flag covers all; the core ANDs the flags of enclosing models. So
     // every nested model is set to the model's flag (parents first, each call
@@ -609,9 +607,19 @@ pub fn audit(
         }
         let label = format!("{subject}: {} ({})", layer.path, layer.class);
         let t = fit_tallies.get(&layer.path).cloned().unwrap_or_default();
-        records.push(if layer.class == "Dropout" {
-            let rate = layer.number("rate").unwrap_or(f64::NAN);
-            let (lo, hi) = binomial_region(t.train_nonzero, rate, alpha);
+        let param = match layer.class.as_str() {
+            "GaussianNoise" => layer.number("stddev"),
+            _ => layer.number("rate"),
+        }
+        .unwrap_or(f64::NAN);
+        // A shared noise shape draws one cell for many elements: their drops
+        // are not independent, so the binomial region does not apply.
+        let shared_cells = layer
+            .config
+            .get("noise_shape")
+            .is_some_and(|v| !v.is_null());
+        records.push(if layer.class == "Dropout" && !shared_cells {
+            let (lo, hi) = binomial_region(t.train_nonzero, param, alpha);
             CheckReport::exact(
                 "dropout_active_in_fit",
                 &label,
@@ -619,10 +627,20 @@ pub fn audit(
                     "{} of {} nonzero inputs dropped in {} fit calls",
                     t.train_zeroed, t.train_nonzero, t.train_calls
                 ),
-                format!(
-                    "in [{lo}, {hi}], the exact binomial region for rate {rate} at alpha {alpha:e}"
-                ),
+                format!("in [{lo}, {hi}], the exact binomial region for rate {param} at alpha {alpha:e}"),
                 t.train_calls > 0 && t.train_nonzero > 0 && (lo..=hi).contains(&t.train_zeroed),
+            )
+        } else if param == 0.0 {
+            // Rate or standard deviation 0: the layer is the identity in fit too.
+            CheckReport::exact(
+                "noise_active_in_fit",
+                &label,
+                format!(
+                    "{} of {} elements changed in {} fit calls",
+                    t.train_changed, t.train_elements, t.train_calls
+                ),
+                "0 changed (its parameter is 0)".into(),
+                t.train_calls > 0 && t.train_changed == 0,
             )
         } else {
             CheckReport::exact(

@@ -36,7 +36,8 @@ pub struct LayerReport {
     pub depth: usize,
     /// Its own `trainable` flag.
     pub trainable: bool,
-    /// Whether `fit` may change it (its flag and every enclosing model's).
+    /// Whether `fit` may change it: its own flag, unless the fitted model
+    /// itself is frozen (Keras 3 does not AND the flags of nested models).
     pub effective_trainable: bool,
     /// The phase it runs in during `fit`: `Train` under Keras 3.
     pub fit_phase: String,

@@ -115,8 +115,14 @@ fn weights_of(
             reason,
         };
         if let Some(names) = &names {
-            if stored.len() < names.len() {
-                let missing = format!("{}/vars/{}", layer.h5_group, stored.len());
+            // `vars/0, vars/1, ...` without a gap: a missing index would shift
+            // every later variable into the wrong name.
+            let first_gap = (0..names.len()).find(|&i| {
+                stored.get(i).map(|(path, _)| path.as_str())
+                    != Some(format!("{}/vars/{i}", layer.h5_group).as_str())
+            });
+            if let Some(gap) = first_gap {
+                let missing = format!("{}/vars/{gap}", layer.h5_group);
                 return Err(error(
                     missing,
                     format!(
